@@ -1,0 +1,671 @@
+"""Problem 1: a ring Markov random field, by pseudo-likelihood and exactly.
+
+Labels Y[0..N-1] from a finite set L sit on a ring with score
+    s(Y) = J (sum_{n=0}^{N-2} Y[n] Y[n+1] + Y[N-1] Y[0]),
+taken literally for every N >= 1: for N = 1 the closing term is Y[0]^2, and for
+N = 2 the single pair is counted twice. P(Y) = exp(s(Y)) / Z.
+
+`ring-pl` derives -ln of the pseudo-likelihood prod_n P(Y[n] | Y[other sites]) through
+the conditional partition functions Z_n; `ring-nll` derives the exact -ln P(Y) with
+Z = tr(T^N), T[a, b] = exp(J a b). Both are checked by brute-force enumeration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+import random
+
+import mpmath
+import sympy as sp
+
+from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, Remark,
+                   Step, rounded, StepKind, Table, compare, numeric_value, register, register_alias,
+                   register_exam_problem)
+from .values import ParameterError, parse_int, parse_list, parse_number
+
+N = sp.Symbol("N", integer=True, positive=True)
+Y = sp.IndexedBase("Y")
+n = sp.Symbol("n", integer=True)
+
+MAX_SITES = 10**12          # closed forms and the transfer matrix handle any size
+MAX_LABELS = 8
+ENUMERATION_LIMIT = 60_000  # configurations a brute-force check may visit
+SMALL_RINGS = range(1, 7)   # ring sizes of the brute-force checks for symbolic N
+
+# Notation shared by the steps.
+SCORE = Notation("s(Y)", r"s(\mathcal{Y})")
+NEG_LOG_PL = Notation("-ln PL(Y)", r"-\ln \tilde{P}(\mathcal{Y})")
+NEG_LOG_P = Notation("-ln P(Y)", r"-\ln P(\mathcal{Y})")
+SITE_PARTITION = Notation("Z_n", r"Z_n")
+PARTITION = Notation("Z", r"Z")
+SITE_CONDITIONAL = Notation("P(Y[n] | Y/n)", r"P\left(\mathcal{Y}[n] \mid \mathcal{Y}/n\right)")
+TRANSFER = sp.MatrixSymbol("T", 3, 3)  # display only; resized per label set below
+
+
+def score_changed_at_site(label) -> Notation:
+    shown = sp.latex(label)
+    return Notation(f"s(Y[n={label}])", r"s(\mathcal{Y}[n=" + shown + "])")
+
+
+# ------------------------------------------------------------- the literal model
+
+def ring_score(assignment, coupling):
+    """s(Y) exactly as the exam defines it, for any length >= 1."""
+    size = len(assignment)
+    chain = sum((assignment[i] * assignment[i + 1] for i in range(size - 1)), sp.Integer(0))
+    return coupling * (chain + assignment[size - 1] * assignment[0])
+
+
+def ring_score_float(assignment, coupling: float) -> float:
+    size = len(assignment)
+    chain = sum(assignment[i] * assignment[i + 1] for i in range(size - 1))
+    return coupling * (chain + assignment[size - 1] * assignment[0])
+
+
+def score_definition(coupling):
+    """The displayed definition of s(Y), with N symbolic."""
+    ring = sp.Sum(Y[n] * Y[n + 1], (n, 0, N - 2)) + Y[N - 1] * Y[0]
+    return ring if coupling == 1 else sp.Mul(coupling, ring, evaluate=False)
+
+
+# ------------------------------------------------------- independent numeric paths
+
+def enumerate_pseudo_nll(labels, coupling, assignment) -> float:
+    """-ln PL by brute force: every conditional from the enumerated joint distribution."""
+    labels_f = [float(label) for label in labels]
+    coupling_f = float(coupling)
+    size = len(assignment)
+    weights = {config: math.exp(ring_score_float(config, coupling_f))
+               for config in itertools.product(labels_f, repeat=size)}
+    total = sum(weights.values())
+    point = tuple(float(label) for label in assignment)
+    result = 0.0
+    for site in range(size):
+        neighbourhood = sum(weights[point[:site] + (label,) + point[site + 1:]] for label in labels_f)
+        result -= math.log((weights[point] / total) / (neighbourhood / total))
+    return result
+
+
+def direct_pseudo_nll(labels, coupling, assignment) -> float:
+    """-ln PL by re-scoring the whole ring for every site and label (no enumeration)."""
+    labels_f = [float(label) for label in labels]
+    coupling_f = float(coupling)
+    point = [float(label) for label in assignment]
+    base = ring_score_float(point, coupling_f)
+    result = 0.0
+    for site in range(len(point)):
+        changed = []
+        for label in labels_f:
+            trial = list(point)
+            trial[site] = label
+            changed.append(ring_score_float(trial, coupling_f) - base)
+        top = max(changed)
+        result += top + math.log(sum(math.exp(c - top) for c in changed))
+    return result
+
+
+def enumerate_nll(labels, coupling, assignment) -> float:
+    """-ln P(Y) by brute force over all |L|^N labelings."""
+    labels_f = [float(label) for label in labels]
+    coupling_f = float(coupling)
+    scores = [ring_score_float(config, coupling_f)
+              for config in itertools.product(labels_f, repeat=len(assignment))]
+    top = max(scores)
+    log_z = top + math.log(sum(math.exp(s - top) for s in scores))
+    return log_z - ring_score_float([float(a) for a in assignment], coupling_f)
+
+
+def _mp_transfer(labels, coupling):
+    return mpmath.matrix([[mpmath.exp(_mpf(coupling) * _mpf(a) * _mpf(b))
+                           for b in labels] for a in labels])
+
+
+def _mpf(value):
+    value = sp.Rational(value)
+    return mpmath.mpf(int(value.p)) / int(value.q)
+
+
+def log_partition_eigen(labels, coupling, size: int):
+    """ln Z = ln sum_i lambda_i^N from the eigenvalues of the symmetric T (mpmath)."""
+    with mpmath.workdps(40):
+        eigenvalues = mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True)
+        return mpmath.log(mpmath.fsum(value ** size for value in eigenvalues))
+
+
+def log_partition_squaring(labels, coupling, size: int):
+    """ln Z = ln tr(T^N) by repeated squaring, rescaling to keep entries near 1."""
+    with mpmath.workdps(40):
+        power = None
+        base = _mp_transfer(labels, coupling)
+        log_scale = mpmath.mpf(0)
+        base_scale = mpmath.mpf(0)
+        remaining = size
+        while remaining:
+            if remaining & 1:
+                power = base if power is None else power * base
+                log_scale += base_scale
+                top = max(abs(x) for x in power)
+                power, log_scale = power / top, log_scale + mpmath.log(top)
+            remaining >>= 1
+            if remaining:
+                base = base * base
+                base_scale *= 2
+                top = max(abs(x) for x in base)
+                base, base_scale = base / top, base_scale + mpmath.log(top)
+        trace = mpmath.fsum(power[i, i] for i in range(len(labels)))
+        return log_scale + mpmath.log(trace)
+
+
+# --------------------------------------------------------------- parameters
+
+def _parse_labels(text: str, name: str):
+    labels = parse_list(text, name)
+    if len(set(labels)) != len(labels):
+        raise ParameterError(name, "labels must be distinct")
+    if len(labels) > MAX_LABELS:
+        raise ParameterError(name, f"at most {MAX_LABELS} labels")
+    return labels
+
+
+RING_PARAMS = (
+    Param("N", lambda text, name: parse_int(text, name, minimum=1), None,
+          "ring size, an integer >= 1; omitted = the symbol N"),
+    Param("labels", _parse_labels, "-1,0,1", "the label set, distinct numbers"),
+    Param("assignment", parse_list, "0", "one label (the constant labeling) or N labels"),
+    Param("J", parse_number, "1", "coupling J in s(Y) = J sum Y[n]Y[n+1]"),
+)
+
+
+class RingFamily(Family):
+    params = RING_PARAMS
+
+    def validate(self, params: dict) -> None:
+        labels, assignment, size = params["labels"], params["assignment"], params["N"]
+        for label in assignment:
+            if label not in labels:
+                allowed = ", ".join(str(x) for x in labels)
+                raise ParameterError("assignment", f"{label} is not a label; allowed: {allowed}")
+        if size is not None and size > MAX_SITES:
+            raise ParameterError("N", f"must be at most {MAX_SITES}")
+        if len(assignment) > 1:
+            if size is None:
+                params["N"] = len(assignment)
+            elif size != len(assignment):
+                raise ParameterError("assignment", f"has {len(assignment)} labels but N = {size}; give one label or N labels")
+
+    def generate(self, rng: random.Random) -> dict[str, str]:
+        labels = rng.choice(["-1,0,1", "-1,1", "0,1,2", "-1,0,1"])
+        label_values = labels.split(",")
+        return {"N": str(rng.randint(3, 9)), "labels": labels,
+                "assignment": rng.choice(label_values[-2:]),
+                "J": rng.choice(["1", "1/2", "2", "-1"])}
+
+    def question(self, params: dict) -> str:
+        labels = ", ".join(sp.latex(label) for label in params["labels"])
+        size = "N" if params["N"] is None else str(params["N"])
+        coupling = params["J"]
+        score = sp.latex(sp.Eq(SCORE, score_definition(coupling)))
+        assignment = params["assignment"]
+        if len(assignment) == 1:
+            labeling = f"the constant labeling $\\mathcal{{Y}}[n] = {sp.latex(assignment[0])}$ for every $n$"
+        else:
+            labeling = "the labeling $\\mathcal{Y} = " + sp.latex(tuple(assignment)) + "$"
+        return (f"A ring of ${size}$ sites carries labels $\\mathcal{{Y}}[n] \\in \\{{{labels}\\}}$ "
+                f"with score ${score}$ and $P(\\mathcal{{Y}}) \\propto e^{{s(\\mathcal{{Y}})}}$. "
+                + self.ask(labeling, params["N"] is None))
+
+
+@register
+class RingPseudoLikelihood(RingFamily):
+    name = "ring-pl"
+    summary = "-ln pseudo-likelihood of a ring MRF labeling, via conditional partition functions Z_n"
+
+    def ask(self, labeling: str, symbolic: bool) -> str:
+        tail = " as a function of $N$, and say where that formula fails." if symbolic else "."
+        return f"Find the negative log pseudo-likelihood $-\\ln \\tilde{{P}}(\\mathcal{{Y}})$ of {labeling}{tail}"
+
+    def derive(self, params: dict, problem: str | None = None) -> Derivation:
+        labels, coupling, assignment = params["labels"], params["J"], params["assignment"]
+        if len(assignment) == 1:
+            steps, answer, remarks, tables = derive_constant_pl(labels, coupling, assignment[0], params["N"])
+        else:
+            steps, answer, remarks, tables = derive_explicit_pl(labels, coupling, assignment)
+        value = numeric_value(answer)
+        checks = [pl_answer_check(labels, coupling, assignment, params["N"], answer)]
+        return Derivation(problem or self.name, self.name, self.params_json(params), self.question(params),
+                          steps, answer, value, checks, remarks, tables,
+                          ring_figure(assignment, params["N"]))
+
+
+@register
+class RingExactLikelihood(RingFamily):
+    name = "ring-nll"
+    summary = "exact -ln P of a ring MRF labeling, Z = tr(T^N) by the transfer matrix"
+
+    def ask(self, labeling: str, symbolic: bool) -> str:
+        tail = " as a function of $N$." if symbolic else "."
+        return f"Find the exact negative log-likelihood $-\\ln P(\\mathcal{{Y}})$ of {labeling}{tail}"
+
+    def derive(self, params: dict, problem: str | None = None) -> Derivation:
+        labels, coupling, assignment, size = params["labels"], params["J"], params["assignment"], params["N"]
+        steps, answer = derive_exact_nll(labels, coupling, assignment, size)
+        if size is None:
+            value = None
+        else:
+            own_score = coupling * size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling)
+            value = float(log_partition_eigen(labels, coupling, size) - _mpf(own_score))
+        checks = [nll_answer_check(labels, coupling, assignment, size, answer, value)]
+        steps[-1] = dataclasses.replace(steps[-1], checks=tuple(checks))
+        return Derivation(problem or self.name, self.name, self.params_json(params), self.question(params),
+                          steps, answer, value, checks, [], [], ring_figure(assignment, size))
+
+
+# ------------------------------------------------------ pseudo-likelihood steps
+
+def _common_definitions(labels, coupling, symbolic_pl_check: tuple[Check, ...]):
+    score_check = check_score_definition(coupling)
+    partition_terms = sp.Add(*[sp.exp(score_changed_at_site(b)) for b in labels], evaluate=False)
+    return [
+        Step(StepKind.DEFINITION, "score", SCORE, (score_definition(coupling),),
+             "The score adds $J$ times the product of each neighbouring pair around the ring.",
+             (score_check,)),
+        Step(StepKind.DEFINITION, "pseudo-likelihood", NEG_LOG_PL,
+             (sp.Sum(sp.log(SITE_PARTITION) - SCORE, (n, 0, N - 1)),),
+             "The pseudo-likelihood multiplies, over the sites, the probability of each site's label "
+             "given all the others; each factor is $e^{s(\\mathcal{Y})}/Z_n$.",
+             symbolic_pl_check),
+        Step(StepKind.DEFINITION, "conditional partition function", SITE_PARTITION, (partition_terms,),
+             "$Z_n$ normalises over the labels site $n$ could take with every other site held fixed.",
+             symbolic_pl_check),
+    ]
+
+
+def derive_constant_pl(labels, coupling, label, size):
+    """Closed form in N for the constant labeling Y[n] = label, and the case N = 1."""
+    per_site_changes = {b: coupling * 2 * label * (b - label) for b in labels}  # N >= 2
+    own_score = coupling * N * label ** 2
+    changed_scores = {b: sp.expand(own_score + change) for b, change in per_site_changes.items()}
+    site_sum = sp.Add(*[sp.exp(change) for change in per_site_changes.values()])
+    site_partition = sp.Add(*[sp.exp(s) for s in changed_scores.values()])
+    conditional = sp.simplify(sp.exp(own_score) / site_partition)
+    general = N * sp.log(site_sum)
+    single_site = sp.log(sp.Add(*[sp.exp(coupling * (b ** 2 - label ** 2)) for b in labels]))
+
+    enum_check = pl_enumeration_check(labels, coupling, label, general, single_site)
+    steps = _common_definitions(labels, coupling, (enum_check,))
+    steps.append(Step(StepKind.SUBSTITUTION, "score of the labeling", SCORE, (own_score,),
+                      f"Every one of the $N$ ring terms equals ${sp.latex(label ** 2)}$ times $J$ "
+                      "(for $N = 1$ too, where the only term is $\\mathcal{Y}[0]^2$).",
+                      (check_constant_score(labels, coupling, label, own_score),)))
+    for b in labels:
+        steps.append(Step(
+            StepKind.SUBSTITUTION, f"score with site n set to {b}", score_changed_at_site(b),
+            (changed_scores[b],),
+            f"Changing site $n$ to ${sp.latex(b)}$ changes its two ring terms; the other $N-2$ keep their value "
+            "(valid for $N \\ge 2$).",
+            (check_changed_score(coupling, label, b, changed_scores[b]),)))
+    factored = sp.Mul(sp.exp(own_score), site_sum, evaluate=False)
+    forms = (site_partition,) if own_score == 0 else (site_partition, factored)
+    steps.append(Step(StepKind.COMPUTATION, "conditional partition function of the labeling",
+                      SITE_PARTITION, forms,
+                      "Sum the exponentiated scores; the common factor $e^{s(\\mathcal{Y})}$ comes out.",
+                      (check_site_partition(labels, coupling, label, site_partition),)))
+    steps.append(Step(StepKind.SIMPLIFICATION, "site conditional", SITE_CONDITIONAL,
+                      (conditional,),
+                      "Each site's conditional is $e^{s(\\mathcal{Y})}/Z_n$, the same at every site.",
+                      (check_site_conditional(labels, coupling, label, conditional),),
+                      approximation=rounded(conditional)))
+    per_site = float(sp.N(sp.log(site_sum), 20))
+    steps.append(Step(StepKind.RESULT, "negative log pseudo-likelihood", NEG_LOG_PL,
+                      (general,),
+                      "Summing $-\\ln$ of the $N$ equal conditionals gives $N$ times one of them; "
+                      "this holds for every $N \\ge 2$.", (enum_check,), approximation=rounded(general)))
+    steps.append(Step(StepKind.RESULT, "the one-site ring", Notation("-ln PL(Y) at N=1",
+                      r"-\ln \tilde{P}(\mathcal{Y})\big|_{N=1}"),
+                      (single_site,),
+                      "With $N = 1$ the ring closes on itself: $s = J\\,\\mathcal{Y}[0]^2$, so the label's "
+                      "square, not a pair of neighbours, sets $Z_0$.", (enum_check,),
+                      approximation=rounded(single_site)))
+
+    remarks = constant_pl_remarks(labels, coupling, label, general, single_site, per_site)
+    tables = [likelihood_comparison(labels, coupling, label, general, single_site)]
+    if size is None:
+        return steps, general, remarks, tables
+    answer = single_site if size == 1 else general.subs(N, size)
+    return steps, answer, remarks, tables
+
+
+def derive_explicit_pl(labels, coupling, assignment):
+    """-ln PL of an explicit labeling: the score change at each site, then the sum."""
+    size = len(assignment)
+    own_score = ring_score(assignment, coupling)
+    site_terms, rows = [], []
+    for site in range(size):
+        changes = []
+        for b in labels:
+            trial = list(assignment)
+            trial[site] = b
+            changes.append(ring_score(trial, coupling) - own_score)
+        term = sp.log(sp.Add(*[sp.exp(change) for change in changes]))
+        site_terms.append(term)
+        rows.append((str(site), sp.latex(assignment[site]),
+                     ", ".join(sp.latex(c) for c in changes), f"{float(sp.N(term, 20)):.4f}"))
+    answer = sp.Add(*site_terms)
+    enum_check = pl_explicit_check(labels, coupling, assignment, answer)
+    steps = _common_definitions(labels, coupling, (enum_check,))
+    steps.append(Step(StepKind.SUBSTITUTION, "score of the labeling", SCORE, (own_score,),
+                      "Add $J$ times the product of each neighbouring pair, the closing pair included.",
+                      (compare("score of the labeling: SymPy sum vs float loop", own_score,
+                               ring_score_float([float(a) for a in assignment], float(coupling))),)))
+    local = local_change(size, coupling)
+    steps.append(Step(StepKind.THEOREM, "score change at one site",
+                      Notation("s(Y[n=b]) - s(Y)", r"s(\mathcal{Y}[n=b]) - s(\mathcal{Y})"), (local,),
+                      "Only the ring terms that touch site $n$ change, so $Z_n e^{-s(\\mathcal{Y})}$ "
+                      "depends on the site and its neighbours alone.",
+                      (check_local_change(labels, coupling, assignment, local),)))
+    steps.append(Step(StepKind.RESULT, "negative log pseudo-likelihood", NEG_LOG_PL,
+                      (answer,),
+                      "Each site contributes $\\ln \\sum_b e^{s(\\mathcal{Y}[n=b]) - s(\\mathcal{Y})}$.",
+                      (enum_check,), approximation=rounded(answer)))
+    table = Table("Score changes and contributions, site by site",
+                  ("site $n$", "$\\mathcal{Y}[n]$", "$s(\\mathcal{Y}[n=b]) - s(\\mathcal{Y})$ for each $b$",
+                   "$-\\ln P(\\mathcal{Y}[n] \\mid \\mathcal{Y}/n)$"), tuple(rows))
+    return steps, answer, [], [table]
+
+
+def local_change(size: int, coupling):
+    """s(Y[n=b]) - s(Y), derived from the literal score of a ring of this size."""
+    b = sp.Symbol("b")
+    ring = sp.symbols(f"y0:{size}")
+    site = min(2, size - 1)  # an interior site; the ring is symmetric
+    changed = list(ring)
+    changed[site] = b
+    difference = sp.factor(ring_score(changed, coupling) - ring_score(ring, coupling))
+    display = {ring[site]: Y[n], b: sp.Symbol("b")}
+    if size >= 3:
+        display.update({ring[site - 1]: Y[n - 1], ring[(site + 1) % size]: Y[n + 1]})
+    elif size == 2:
+        display[ring[1 - site]] = Y[1 - n]
+    return difference.subs(display, simultaneous=True)
+
+
+# ---------------------------------------------------------------- exact steps
+
+def derive_exact_nll(labels, coupling, assignment, size):
+    k = len(labels)
+    transfer = sp.Matrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
+    transfer_symbol = sp.MatrixSymbol("T", k, k)
+    ring_size = N if size is None else size
+    own_score = coupling * ring_size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling)
+    eigenvalues = closed_form_eigenvalues(tuple(labels), coupling)
+    trace_check = check_transfer_trace(labels, coupling)
+    steps = [
+        Step(StepKind.DEFINITION, "exact negative log-likelihood", NEG_LOG_P, (sp.log(PARTITION) - SCORE,),
+             "The exact probability divides by the full partition function $Z = \\sum_{\\mathcal{Y}} e^{s(\\mathcal{Y})}$.",
+             (trace_check,)),
+        Step(StepKind.DEFINITION, "transfer matrix", transfer_symbol, (transfer,),
+             "Entry $(a, b)$ is the weight $e^{J a b}$ of one ring edge joining labels $a$ and $b$.",
+             (trace_check,)),
+        Step(StepKind.THEOREM, "partition function as a trace", PARTITION,
+             (sp.Trace(sp.MatPow(transfer_symbol, N)),),
+             "Going once round the ring multiplies one edge weight per pair and returns to the start: "
+             "a trace of the $N$-th power. This holds for every $N \\ge 1$, $N = 1$ and $2$ included.",
+             (trace_check,)),
+    ]
+    if eigenvalues is not None:
+        power_sum = sp.Add(*[value ** N for value in eigenvalues])
+        # A numeric N stays a power: expanding e.g. (2 sinh 1)^(10^6) would build huge integers.
+        requested_sum = power_sum if size is None else sp.Add(
+            *[sp.Pow(value, size, evaluate=False) for value in eigenvalues], evaluate=False)
+        steps.append(Step(StepKind.COMPUTATION, "eigenvalues of T", Notation("lambda", r"\lambda_i"),
+                          (tuple(eigenvalues),),
+                          "$T$ is symmetric, so $\\mathrm{tr}(T^N) = \\sum_i \\lambda_i^N$.",
+                          (check_eigenvalues(labels, coupling, eigenvalues),)))
+        steps.append(Step(StepKind.SIMPLIFICATION, "partition function", PARTITION, (power_sum,),
+                          "Powers of a symmetric matrix act on its eigenvalues.",
+                          (check_power_sum(labels, coupling, power_sum),)))
+        log_partition = sp.log(requested_sum, evaluate=False)
+    else:
+        log_partition = sp.log(sp.Trace(sp.MatPow(transfer_symbol, ring_size)), evaluate=False)
+    steps.append(Step(StepKind.SUBSTITUTION, "score of the labeling", SCORE, (own_score,),
+                      "The labeling's own score, from the definition.",
+                      (compare("score of the labeling: SymPy vs float loop",
+                               own_score.subs(N, 5) if size is None else own_score,
+                               ring_score_float([float(assignment[0])] * 5 if size is None else
+                                                [float(a) for a in (assignment * size if len(assignment) == 1 else assignment)],
+                                                float(coupling))),)))
+    answer = log_partition if own_score == 0 else sp.Add(log_partition, -own_score, evaluate=False)
+    steps.append(Step(StepKind.RESULT, "exact negative log-likelihood", NEG_LOG_P, (answer,),
+                      "Subtract the labeling's score from $\\ln Z$.", ()))
+    return steps, answer
+
+
+@functools.lru_cache(maxsize=64)
+def closed_form_eigenvalues(labels: tuple, coupling):
+    """Eigenvalues of T in closed form; None beyond three labels, where SymPy's radicals explode."""
+    if len(labels) > 3:
+        return None
+    k = len(labels)
+    transfer = sp.Matrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
+    values = transfer.eigenvals(multiple=True)
+    # Cardano's formula writes real roots through complex radicals: no help to a reader.
+    if any(value.has(sp.CRootOf) or value.has(sp.I) for value in values):
+        return None
+    return [sp.simplify(value) for value in values]
+
+
+# --------------------------------------------------------------------- checks
+
+def check_score_definition(coupling) -> Check:
+    """The displayed Sum, expanded by SymPy at N = 5, against the float loop on a fixed labeling."""
+    labeling = [1, -1, 0, 1, 1]
+    expanded = score_definition(coupling).subs(N, 5).doit()
+    expanded = expanded.subs({Y[i]: labeling[i] for i in range(5)})
+    return compare("displayed score vs the ring loop, N=5", expanded,
+                   ring_score_float(labeling, float(coupling)))
+
+
+def check_constant_score(labels, coupling, label, own_score) -> Check:
+    derived = [own_score.subs(N, size) for size in SMALL_RINGS]
+    direct = [ring_score_float([float(label)] * size, float(coupling)) for size in SMALL_RINGS]
+    return compare("score of the constant labeling, N=1..6", derived, direct, how="direct")
+
+
+def check_changed_score(coupling, label, b, changed) -> Check:
+    sizes = range(2, 7)
+    derived = [changed.subs(N, size) for size in sizes]
+    direct = [ring_score_float([float(b)] + [float(label)] * (size - 1), float(coupling)) for size in sizes]
+    return compare(f"score with one site set to {b}, N=2..6", derived, direct, how="direct")
+
+
+def check_site_partition(labels, coupling, label, site_partition) -> Check:
+    sizes = range(2, 7)
+    derived = [site_partition.subs(N, size) for size in sizes]
+    direct = [sum(math.exp(ring_score_float([float(b)] + [float(label)] * (size - 1), float(coupling)))
+                  for b in labels) for size in sizes]
+    return compare("Z_n by summing over the site's labels, N=2..6", derived, direct, how="direct")
+
+
+def check_site_conditional(labels, coupling, label, conditional) -> Check:
+    """The conditional at site 0 from the enumerated joint distribution, N=2..6."""
+    derived, direct = [], []
+    for size in range(2, 7):
+        if len(labels) ** size > ENUMERATION_LIMIT:
+            break
+        derived.append(conditional)
+        nll_at_site = enumerate_pseudo_nll(labels, coupling, [label] * size) / size
+        direct.append(math.exp(-nll_at_site))
+    return compare("site conditional vs enumerated joint, N=2..6", derived, direct, how="enumeration")
+
+
+def pl_enumeration_check(labels, coupling, label, general, single_site) -> Check:
+    """Brute force at N = 1..6: the N >= 2 formula at N >= 2 and the N = 1 form at N = 1."""
+    derived, direct = [], []
+    for size in SMALL_RINGS:
+        if len(labels) ** size > ENUMERATION_LIMIT:
+            break
+        derived.append(single_site if size == 1 else general.subs(N, size))
+        direct.append(enumerate_pseudo_nll(labels, coupling, [label] * size))
+    return compare(f"brute force, N=1..{len(derived)}", derived, direct, how="enumeration")
+
+
+def pl_explicit_check(labels, coupling, assignment, answer) -> Check:
+    if len(labels) ** len(assignment) <= ENUMERATION_LIMIT:
+        return compare(f"brute force over {len(labels) ** len(assignment)} labelings", answer,
+                       enumerate_pseudo_nll(labels, coupling, assignment), how="enumeration")
+    return compare("re-scoring the whole ring per site and label", answer,
+                   direct_pseudo_nll(labels, coupling, assignment), how="direct")
+
+
+def pl_answer_check(labels, coupling, assignment, size, answer) -> Check:
+    """The final answer at the requested N, by an independent path that scales with N."""
+    if size is None:
+        return pl_enumeration_check(labels, coupling, assignment[0],
+                                    answer, sp.log(sp.Add(*[sp.exp(coupling * (b ** 2 - assignment[0] ** 2))
+                                                            for b in labels])))
+    labeling = assignment * size if len(assignment) == 1 else assignment
+    if len(labels) ** size <= ENUMERATION_LIMIT:
+        return compare(f"brute force, N={size}", answer, enumerate_pseudo_nll(labels, coupling, labeling),
+                       how="enumeration")
+    if size <= 400:
+        return compare(f"re-scoring the ring per site, N={size}", answer,
+                       direct_pseudo_nll(labels, coupling, labeling), how="direct")
+    # Large constant rings: every site looks alike, so -ln PL = N * (the value at one site of a ring of 6).
+    per_site = direct_pseudo_nll(labels, coupling, assignment * 6) / 6
+    return compare(f"N x per-site value re-scored on a ring of 6, N={size}", answer, size * per_site,
+                   how="direct")
+
+
+def check_local_change(labels, coupling, assignment, local) -> Check:
+    size = len(assignment)
+    b = sp.Symbol("b")
+    site = min(2, size - 1)
+    derived, direct = [], []
+    for label in labels:
+        trial = list(assignment)
+        trial[site] = label
+        neighbours = {Y[n]: assignment[site], b: label}
+        if size >= 3:
+            neighbours.update({Y[n - 1]: assignment[site - 1], Y[n + 1]: assignment[(site + 1) % size]})
+        elif size == 2:
+            neighbours[Y[1 - n]] = assignment[1 - site]
+        derived.append(local.subs(neighbours, simultaneous=True))
+        direct.append(ring_score_float([float(a) for a in trial], float(coupling))
+                      - ring_score_float([float(a) for a in assignment], float(coupling)))
+    return compare(f"local score change at site {site} vs re-scoring", derived, direct, how="re-scored")
+
+
+def check_transfer_trace(labels, coupling) -> Check:
+    sizes = [size for size in SMALL_RINGS if len(labels) ** size <= ENUMERATION_LIMIT]
+    derived = [float(mpmath.exp(log_partition_squaring(labels, coupling, size))) for size in sizes]
+    direct = [sum(math.exp(ring_score_float(config, float(coupling)))
+                  for config in itertools.product([float(x) for x in labels], repeat=size)) for size in sizes]
+    return compare(f"tr(T^N) vs enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
+
+
+def check_eigenvalues(labels, coupling, eigenvalues) -> Check:
+    with mpmath.workdps(30):
+        numeric = sorted(float(v) for v in mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True))
+    derived = sorted(float(sp.N(v, 30)) for v in eigenvalues)
+    return compare("closed-form eigenvalues vs numeric (mpmath eigsy)", derived, numeric, how="numeric")
+
+
+def check_power_sum(labels, coupling, power_sum) -> Check:
+    sizes = [size for size in SMALL_RINGS if len(labels) ** size <= ENUMERATION_LIMIT]
+    derived = [power_sum.subs(N, size) for size in sizes]
+    direct = [sum(math.exp(ring_score_float(config, float(coupling)))
+                  for config in itertools.product([float(x) for x in labels], repeat=size)) for size in sizes]
+    return compare(f"sum of lambda^N vs enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
+
+
+def nll_answer_check(labels, coupling, assignment, size, answer, value) -> Check:
+    if size is None:
+        derived, direct = [], []
+        k = len(labels)
+        transfer = sp.ImmutableMatrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
+        for ring_size in SMALL_RINGS:
+            if len(labels) ** ring_size > ENUMERATION_LIMIT:
+                break
+            # Evaluate the displayed answer itself, a trace form included.
+            derived.append(answer.subs(N, ring_size).subs(sp.MatrixSymbol("T", k, k), transfer).doit())
+            direct.append(enumerate_nll(labels, coupling, assignment * ring_size))
+        return compare(f"brute force, N=1..{len(derived)}", derived, direct, how="enumeration")
+    labeling = assignment * size if len(assignment) == 1 else assignment
+    if len(labels) ** size <= ENUMERATION_LIMIT:
+        return compare(f"brute force, N={size}", value, enumerate_nll(labels, coupling, labeling),
+                       how="enumeration")
+    own_score = _mpf(coupling * size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling))
+    squared = float(log_partition_squaring(labels, coupling, size) - own_score)
+    return compare(f"tr(T^N) by repeated squaring, N={size}", value, squared, how="squaring")
+
+
+# ------------------------------------------------------------- sheet material
+
+def likelihood_comparison(labels, coupling, label, general, single_site) -> Table:
+    rows = []
+    for size in (1, 2, 3, 4, 6, 10, 100):
+        pseudo = single_site if size == 1 else general.subs(N, size)
+        own_score = _mpf(coupling * size * label ** 2)
+        exact = float(log_partition_eigen(labels, coupling, size) - own_score)
+        rows.append((str(size), f"{float(sp.N(pseudo, 20)):.4f}", f"{exact:.4f}"))
+    return Table("Pseudo-likelihood against the exact likelihood (transfer matrix)",
+                 ("$N$", "$-\\ln \\tilde{P}(\\mathcal{Y})$", "$-\\ln P(\\mathcal{Y})$"), tuple(rows))
+
+
+def constant_pl_remarks(labels, coupling, label, general, single_site, per_site):
+    remarks = [Remark("note", (
+        f"The formula ${sp.latex(general)}$ needs two distinct neighbours per site, or one neighbour "
+        f"counted twice ($N = 2$). At $N = 1$ the answer is ${sp.latex(single_site)} \\approx "
+        f"{float(sp.N(single_site, 20)):.4f}$ instead of ${sp.latex(general.subs(N, 1))} \\approx "
+        f"{float(sp.N(general.subs(N, 1), 20)):.4f}$."))]
+    exam_setting = list(labels) == [-1, 0, 1] and coupling == 1
+    if exam_setting and label == 0:
+        key_value = sp.log(sp.Rational(1, 3))
+        remarks.append(Remark("key", (
+            f"The official key ends with $\\ln \\tilde{{P}}(\\mathcal{{Y}}) = N \\ln \\frac{{1}}{{3}} \\approx 1.1 N$. "
+            f"Its left side drops the minus sign the question asks for, and its right side "
+            f"$N \\ln \\frac{{1}}{{3}} \\approx {float(key_value):.4f} N$ is negative, so the "
+            f"approximation $1.1 N$ does not follow from it. The quantity asked for is "
+            f"$-\\ln \\tilde{{P}}(\\mathcal{{Y}}) = {sp.latex(general)} \\approx {per_site:.4f} N$ nats.")))
+    if exam_setting and label == 1:
+        key_form = N * sp.log(1 / sp.Add(*[sp.exp(2 * (b - 1)) for b in labels]))
+        remarks.append(Remark("key", (
+            f"The official key ends with $-\\ln \\tilde{{P}}(\\mathcal{{Y}}) = {sp.latex(key_form)}$, "
+            f"which is about ${float(sp.N(key_form.subs(N, 1), 20)):.4f} N$: negative, impossible for "
+            f"a negative log-probability of a discrete labeling. The sign is flipped; the key's own "
+            f"$\\approx 0.14 N$ matches the corrected ${sp.latex(general)} \\approx {per_site:.4f} N$.")))
+    if exam_setting and label in (0, 1):
+        remarks.append(Remark("key", (
+            "The key's site formulas assume every site has two neighbours other than itself, so they "
+            f"fail at $N = 1$, where the correct value is ${sp.latex(single_site)}$.")))
+    return remarks
+
+
+def ring_figure(assignment, size) -> Figure:
+    """The ring with its labels; site 0 and its two neighbours are highlighted."""
+    sites = size if size is not None and size <= 12 else 8
+    labeling = [assignment[0]] * sites if len(assignment) == 1 else list(assignment)
+    names = [str(i) for i in range(sites)]
+    if size is None or size > 12:
+        names = [str(i) for i in range(sites - 2)] + ["N-2", "N-1"]
+    return Figure("ring", "The ring: each site interacts with its two neighbours; site $n$ and its "
+                  "neighbours are marked.",
+                  {"sites": [{"name": name, "label": sp.latex(label), "angle": 90 - 360 * i / sites,
+                              "focus": i == 0, "neighbour": sites > 1 and i in (1, sites - 1)}
+                             for i, (name, label) in enumerate(zip(names, labeling))],
+                   "symbolic": size is None or size > 12})
+
+
+# ------------------------------------------------------------- the exam's parts
+
+register_alias("1a", "ring-pl", "Pseudo-likelihood of the all-zero labeling", assignment="0")
+register_alias("1b", "ring-pl", "Pseudo-likelihood of the all-one labeling", assignment="1")
+register_exam_problem(ExamProblem(
+    1, "Pseudo-likelihood on a ring", 25,
+    "Labels $\\mathcal{Y}[0], \\dots, \\mathcal{Y}[N-1]$ sit on a ring, each taking a value in a "
+    "small label set. The score couples every site to the next one, and the last site to the first; "
+    "there are no single-site terms. The distribution is the exponential softmax of the score. "
+    "The pseudo-likelihood replaces the intractable normaliser $Z$ by one local normaliser $Z_n$ per site.",
+    ("1a", "1b")))

@@ -1,0 +1,1 @@
+"""Placeholder: the families of this module are being written."""
