@@ -166,7 +166,7 @@ def to_latex(expr: Any) -> str:
         raise TypeError("displayed equations come from SymPy, not strings: " + expr)
     if isinstance(expr, (list, tuple)):
         return r"\left(" + ", ".join(to_latex(item) for item in expr) + r"\right)"
-    return sp.latex(expr)
+    return sp.latex(expr, ln_notation=True)
 
 
 def rounded(expr: Any, decimals: int = 4) -> Notation:

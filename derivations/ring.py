@@ -20,8 +20,8 @@ import random
 import mpmath
 import sympy as sp
 
-from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, Remark,
-                   Step, rounded, StepKind, Table, compare, numeric_value, register, register_alias,
+from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, json_value, Remark,
+                   Step, rounded, to_latex, StepKind, Table, compare, numeric_value, register, register_alias,
                    register_exam_problem)
 from .values import ParameterError, parse_int, parse_list, parse_number
 
@@ -45,7 +45,7 @@ TRANSFER = sp.MatrixSymbol("T", 3, 3)  # display only; resized per label set bel
 
 
 def score_changed_at_site(label) -> Notation:
-    shown = sp.latex(label)
+    shown = to_latex(label)
     return Notation(f"s(Y[n={label}])", r"s(\mathcal{Y}[n=" + shown + "])")
 
 
@@ -173,7 +173,8 @@ RING_PARAMS = (
     Param("N", lambda text, name: parse_int(text, name, minimum=1), None,
           "ring size, an integer >= 1; omitted = the symbol N"),
     Param("labels", _parse_labels, "-1,0,1", "the label set, distinct numbers"),
-    Param("assignment", parse_list, "0", "one label (the constant labeling) or N labels"),
+    Param("assignment", parse_list, "0", "one label (the constant labeling) or N labels",
+          to_json=lambda labels: json_value(labels[0]) if len(labels) == 1 else json_value(labels)),
     Param("J", parse_number, "1", "coupling J in s(Y) = J sum Y[n]Y[n+1]"),
 )
 
@@ -203,15 +204,15 @@ class RingFamily(Family):
                 "J": rng.choice(["1", "1/2", "2", "-1"])}
 
     def question(self, params: dict) -> str:
-        labels = ", ".join(sp.latex(label) for label in params["labels"])
+        labels = ", ".join(to_latex(label) for label in params["labels"])
         size = "N" if params["N"] is None else str(params["N"])
         coupling = params["J"]
-        score = sp.latex(sp.Eq(SCORE, score_definition(coupling)))
+        score = to_latex(sp.Eq(SCORE, score_definition(coupling)))
         assignment = params["assignment"]
         if len(assignment) == 1:
-            labeling = f"the constant labeling $\\mathcal{{Y}}[n] = {sp.latex(assignment[0])}$ for every $n$"
+            labeling = f"the constant labeling $\\mathcal{{Y}}[n] = {to_latex(assignment[0])}$ for every $n$"
         else:
-            labeling = "the labeling $\\mathcal{Y} = " + sp.latex(tuple(assignment)) + "$"
+            labeling = "the labeling $\\mathcal{Y} = " + to_latex(tuple(assignment)) + "$"
         return (f"A ring of ${size}$ sites carries labels $\\mathcal{{Y}}[n] \\in \\{{{labels}\\}}$ "
                 f"with score ${score}$ and $P(\\mathcal{{Y}}) \\propto e^{{s(\\mathcal{{Y}})}}$. "
                 + self.ask(labeling, params["N"] is None))
@@ -296,14 +297,14 @@ def derive_constant_pl(labels, coupling, label, size):
     enum_check = pl_enumeration_check(labels, coupling, label, general, single_site)
     steps = _common_definitions(labels, coupling, (enum_check,))
     steps.append(Step(StepKind.SUBSTITUTION, "score of the labeling", SCORE, (own_score,),
-                      f"Every one of the $N$ ring terms equals ${sp.latex(label ** 2)}$ times $J$ "
+                      f"Every one of the $N$ ring terms equals ${to_latex(label ** 2)}$ times $J$ "
                       "(for $N = 1$ too, where the only term is $\\mathcal{Y}[0]^2$).",
                       (check_constant_score(labels, coupling, label, own_score),)))
     for b in labels:
         steps.append(Step(
             StepKind.SUBSTITUTION, f"score with site n set to {b}", score_changed_at_site(b),
             (changed_scores[b],),
-            f"Changing site $n$ to ${sp.latex(b)}$ changes its two ring terms; the other $N-2$ keep their value "
+            f"Changing site $n$ to ${to_latex(b)}$ changes its two ring terms; the other $N-2$ keep their value "
             "(valid for $N \\ge 2$).",
             (check_changed_score(coupling, label, b, changed_scores[b]),)))
     factored = sp.Mul(sp.exp(own_score), site_sum, evaluate=False)
@@ -350,8 +351,8 @@ def derive_explicit_pl(labels, coupling, assignment):
             changes.append(ring_score(trial, coupling) - own_score)
         term = sp.log(sp.Add(*[sp.exp(change) for change in changes]))
         site_terms.append(term)
-        rows.append((str(site), sp.latex(assignment[site]),
-                     ", ".join(sp.latex(c) for c in changes), f"{float(sp.N(term, 20)):.4f}"))
+        rows.append((str(site), to_latex(assignment[site]),
+                     ", ".join(to_latex(c) for c in changes), f"{float(sp.N(term, 20)):.4f}"))
     answer = sp.Add(*site_terms)
     enum_check = pl_explicit_check(labels, coupling, assignment, answer)
     steps = _common_definitions(labels, coupling, (enum_check,))
@@ -429,13 +430,13 @@ def derive_exact_nll(labels, coupling, assignment, size):
         log_partition = sp.log(requested_sum, evaluate=False)
     else:
         log_partition = sp.log(sp.Trace(sp.MatPow(transfer_symbol, ring_size)), evaluate=False)
+    if len(assignment) == 1:  # J N c^2 at N = 1..6, whatever N was asked for
+        score_check = check_constant_score(labels, coupling, assignment[0], coupling * N * assignment[0] ** 2)
+    else:
+        score_check = compare("score of the labeling: SymPy vs float loop", own_score,
+                              ring_score_float([float(a) for a in assignment], float(coupling)))
     steps.append(Step(StepKind.SUBSTITUTION, "score of the labeling", SCORE, (own_score,),
-                      "The labeling's own score, from the definition.",
-                      (compare("score of the labeling: SymPy vs float loop",
-                               own_score.subs(N, 5) if size is None else own_score,
-                               ring_score_float([float(assignment[0])] * 5 if size is None else
-                                                [float(a) for a in (assignment * size if len(assignment) == 1 else assignment)],
-                                                float(coupling))),)))
+                      "The labeling's own score, from the definition.", (score_check,)))
     answer = log_partition if own_score == 0 else sp.Add(log_partition, -own_score, evaluate=False)
     steps.append(Step(StepKind.RESULT, "exact negative log-likelihood", NEG_LOG_P, (answer,),
                       "Subtract the labeling's score from $\\ln Z$.", ()))
@@ -616,9 +617,9 @@ def likelihood_comparison(labels, coupling, label, general, single_site) -> Tabl
 
 def constant_pl_remarks(labels, coupling, label, general, single_site, per_site):
     remarks = [Remark("note", (
-        f"The formula ${sp.latex(general)}$ needs two distinct neighbours per site, or one neighbour "
-        f"counted twice ($N = 2$). At $N = 1$ the answer is ${sp.latex(single_site)} \\approx "
-        f"{float(sp.N(single_site, 20)):.4f}$ instead of ${sp.latex(general.subs(N, 1))} \\approx "
+        f"The formula ${to_latex(general)}$ needs two distinct neighbours per site, or one neighbour "
+        f"counted twice ($N = 2$). At $N = 1$ the answer is ${to_latex(single_site)} \\approx "
+        f"{float(sp.N(single_site, 20)):.4f}$ instead of ${to_latex(general.subs(N, 1))} \\approx "
         f"{float(sp.N(general.subs(N, 1), 20)):.4f}$."))]
     exam_setting = list(labels) == [-1, 0, 1] and coupling == 1
     if exam_setting and label == 0:
@@ -628,18 +629,18 @@ def constant_pl_remarks(labels, coupling, label, general, single_site, per_site)
             f"Its left side drops the minus sign the question asks for, and its right side "
             f"$N \\ln \\frac{{1}}{{3}} \\approx {float(key_value):.4f} N$ is negative, so the "
             f"approximation $1.1 N$ does not follow from it. The quantity asked for is "
-            f"$-\\ln \\tilde{{P}}(\\mathcal{{Y}}) = {sp.latex(general)} \\approx {per_site:.4f} N$ nats.")))
+            f"$-\\ln \\tilde{{P}}(\\mathcal{{Y}}) = {to_latex(general)} \\approx {per_site:.4f} N$ nats.")))
     if exam_setting and label == 1:
         key_form = N * sp.log(1 / sp.Add(*[sp.exp(2 * (b - 1)) for b in labels]))
         remarks.append(Remark("key", (
-            f"The official key ends with $-\\ln \\tilde{{P}}(\\mathcal{{Y}}) = {sp.latex(key_form)}$, "
+            f"The official key ends with $-\\ln \\tilde{{P}}(\\mathcal{{Y}}) = {to_latex(key_form)}$, "
             f"which is about ${float(sp.N(key_form.subs(N, 1), 20)):.4f} N$: negative, impossible for "
             f"a negative log-probability of a discrete labeling. The sign is flipped; the key's own "
-            f"$\\approx 0.14 N$ matches the corrected ${sp.latex(general)} \\approx {per_site:.4f} N$.")))
+            f"$\\approx 0.14 N$ matches the corrected ${to_latex(general)} \\approx {per_site:.4f} N$.")))
     if exam_setting and label in (0, 1):
         remarks.append(Remark("key", (
             "The key's site formulas assume every site has two neighbours other than itself, so they "
-            f"fail at $N = 1$, where the correct value is ${sp.latex(single_site)}$.")))
+            f"fail at $N = 1$, where the correct value is ${to_latex(single_site)}$.")))
     return remarks
 
 
@@ -652,7 +653,7 @@ def ring_figure(assignment, size) -> Figure:
         names = [str(i) for i in range(sites - 2)] + ["N-2", "N-1"]
     return Figure("ring", "The ring: each site interacts with its two neighbours; site $n$ and its "
                   "neighbours are marked.",
-                  {"sites": [{"name": name, "label": sp.latex(label), "angle": 90 - 360 * i / sites,
+                  {"sites": [{"name": name, "label": to_latex(label), "angle": 90 - 360 * i / sites,
                               "focus": i == 0, "neighbour": sites > 1 and i in (1, sites - 1)}
                              for i, (name, label) in enumerate(zip(names, labeling))],
                    "symbolic": size is None or size > 12})

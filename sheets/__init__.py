@@ -1,0 +1,1 @@
+"""Writers: Markdown, LaTeX and PDF sheets, built from derivations."""

@@ -1,0 +1,101 @@
+"""Render derivations into question and solution sheets (Markdown and LaTeX).
+
+Templates hold layout only; every formula arrives as LaTeX made by SymPy, every
+number already formatted, every user string already escaped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+from pylatexenc.latexencode import unicode_to_latex
+
+from derivations.core import Derivation, ExamProblem
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+EXAM_TITLE = "TTIC 31230 Fundamentals of Deep Learning, Autumn 2021, Exam 3"
+
+
+def latex_escape(text: str) -> str:
+    """User and plain text made safe for LaTeX: every special character becomes a macro."""
+    return unicode_to_latex(str(text), non_ascii_only=False, unknown_char_policy="replace")
+
+
+def _environment(**delimiters) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+                             **delimiters)
+    env.filters["latex_escape"] = latex_escape
+    return env
+
+
+MARKDOWN = _environment()
+LATEX = _environment(block_start_string=r"\BLOCK{", block_end_string="}",
+                     variable_start_string=r"\VAR{", variable_end_string="}",
+                     comment_start_string=r"\#{", comment_end_string="}",
+                     line_comment_prefix="%#")
+
+
+@dataclass
+class PartView:
+    label: str            # "(a)", or "" for a one-part problem
+    title: str
+    derivation: Derivation
+    figure_tex: str = ""  # the TikZ picture, rendered from templates/figures/
+
+
+@dataclass
+class ProblemView:
+    number: int
+    title: str
+    points: int
+    intro: str
+    parts: list[PartView]
+
+
+@dataclass
+class SheetView:
+    title: str
+    subtitle: str
+    problems: list[ProblemView]
+    student: str = ""          # LaTeX-escaped in the LaTeX writer, as-is in Markdown
+    variant: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def part_label(alias: str, problem: ExamProblem) -> str:
+    return "" if len(problem.parts) == 1 else f"({alias.lstrip('0123456789')})"
+
+
+def render_figure(derivation: Derivation) -> str:
+    if derivation.figure is None:
+        return ""
+    template = LATEX.get_template(f"figures/{derivation.figure.template}.tex.j2")
+    return template.render(data=derivation.figure.data, caption=derivation.figure.caption)
+
+
+def problem_view(problem: ExamProblem, derivations: dict[str, Derivation], titles: dict[str, str]) -> ProblemView:
+    parts = [PartView(part_label(alias, problem), titles[alias], derivations[alias],
+                      render_figure(derivations[alias])) for alias in problem.parts]
+    return ProblemView(problem.number, problem.title, problem.points, problem.intro, parts)
+
+
+def render_markdown(sheet: SheetView, solutions: bool) -> str:
+    return MARKDOWN.get_template("sheet.md.j2").render(sheet=sheet, solutions=solutions)
+
+
+def render_latex(sheet: SheetView, solutions: bool) -> str:
+    return LATEX.get_template("sheet.tex.j2").render(sheet=sheet, solutions=solutions)
+
+
+def single_part_sheet(derivation: Derivation) -> SheetView:
+    """A sheet holding one derivation, for `derive solve`."""
+    from derivations.core import ALIASES, EXAM, FAMILIES
+    alias = ALIASES.get(derivation.problem)
+    number = next((p.number for p in EXAM.values() if derivation.problem in p.parts), None)
+    title = alias.title if alias else FAMILIES[derivation.family].summary
+    part = PartView("", title, derivation, render_figure(derivation))
+    problem = ProblemView(number, f"{derivation.problem} ({derivation.family})", 0, "", [part])
+    return SheetView(f"derive solve {derivation.problem}", "Worked solution, derived and checked", [problem])

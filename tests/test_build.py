@@ -1,0 +1,91 @@
+"""`derive build`: real PDFs, reproducible bytes, and a snapshot of the Markdown sheet."""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from sheets import pdf
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "exam3-solutions.md"
+needs_tex = pytest.mark.skipif(not pdf.pdflatex_available(), reason="pdflatex is not installed (run ./setup.sh)")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    first = tmp_path_factory.mktemp("first")
+    second = tmp_path_factory.mktemp("second")
+    for out in (first, second):
+        result = CliRunner().invoke(cli, ["build", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    return first, second
+
+
+@needs_tex
+def test_build_writes_the_four_sheets(built):
+    first, _ = built
+    assert sorted(p.name for p in first.iterdir()) == [
+        "exam3-solutions.md", "exam3-solutions.pdf", "exam3-solutions.tex", "exam3.pdf"]
+
+
+@needs_tex
+def test_two_builds_are_byte_identical(built):
+    first, second = built
+    for name in ("exam3-solutions.md", "exam3-solutions.tex", "exam3-solutions.pdf", "exam3.pdf"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def pdf_text(path: Path) -> str:
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def page_count(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"Pages:\s+(\d+)", info).group(1))
+
+
+@needs_tex
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_solution_pdf_shows_the_corrected_answers(built):
+    first, _ = built
+    text = pdf_text(first / "exam3-solutions.pdf")
+    assert 3 <= page_count(first / "exam3-solutions.pdf") <= 30
+    for expected in ("Problem 1", "1.0986", "0.1429", "0.8668", "differs from the official key"):
+        assert expected in text, expected
+    questions = pdf_text(first / "exam3.pdf")
+    assert "Problem 1" in questions and "0.1429" not in questions
+
+
+@needs_tex
+def test_markdown_sheet_matches_snapshot(built):
+    first, _ = built
+    produced = (first / "exam3-solutions.md").read_text()
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(produced)
+    assert produced == SNAPSHOT.read_text(), "run with UPDATE_SNAPSHOTS=1 after an intended change"
+
+
+def test_latex_errors_report_the_log_lines_only():
+    if not pdf.pdflatex_available():
+        pytest.skip("pdflatex is not installed")
+    with pytest.raises(pdf.LatexError) as failure:
+        pdf.compile_pdf("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}")
+    message = str(failure.value)
+    assert "Undefined control sequence" in message
+    assert len(message.splitlines()) < 35
+
+
+def test_shell_escape_is_refused():
+    if not pdf.pdflatex_available():
+        pytest.skip("pdflatex is not installed")
+    marker = Path("/tmp/derive-shell-escape-marker")
+    marker.unlink(missing_ok=True)
+    source = ("\\documentclass{article}\\begin{document}\\immediate\\write18{touch " + str(marker)
+              + "}x\\end{document}")
+    pdf.compile_pdf(source)
+    assert not marker.exists()
