@@ -32,6 +32,7 @@ n = sp.Symbol("n", integer=True)
 MAX_SITES = 10**12          # closed forms and the transfer matrix handle any size
 MAX_LABELS = 8
 ENUMERATION_LIMIT = 60_000  # configurations a brute-force check may visit
+ANSWER_ENUMERATION_LIMIT = 5_000  # per requested N; beyond it the squaring path checks the answer
 SMALL_RINGS = range(1, 7)   # ring sizes of the brute-force checks for symbolic N
 
 # Notation shared by the steps.
@@ -62,6 +63,11 @@ def ring_score_float(assignment, coupling: float) -> float:
     size = len(assignment)
     chain = sum(assignment[i] * assignment[i + 1] for i in range(size - 1))
     return coupling * (chain + assignment[size - 1] * assignment[0])
+
+
+@functools.lru_cache(maxsize=64)
+def score_latex(coupling) -> str:
+    return to_latex(sp.Eq(SCORE, score_definition(coupling)))
 
 
 def score_definition(coupling):
@@ -207,7 +213,7 @@ class RingFamily(Family):
         labels = ", ".join(to_latex(label) for label in params["labels"])
         size = "N" if params["N"] is None else str(params["N"])
         coupling = params["J"]
-        score = to_latex(sp.Eq(SCORE, score_definition(coupling)))
+        score = score_latex(coupling)
         assignment = params["assignment"]
         if len(assignment) == 1:
             labeling = f"the constant labeling $\\mathcal{{Y}}[n] = {to_latex(assignment[0])}$ for every $n$"
@@ -285,6 +291,16 @@ def _common_definitions(labels, coupling, symbolic_pl_check: tuple[Check, ...]):
 
 def derive_constant_pl(labels, coupling, label, size):
     """Closed form in N for the constant labeling Y[n] = label, and the case N = 1."""
+    steps, general, single_site, remarks, tables = constant_pl_symbolic(tuple(labels), coupling, label)
+    if size is None:
+        return list(steps), general, list(remarks), list(tables)
+    answer = single_site if size == 1 else general.subs(N, size)
+    return list(steps), answer, list(remarks), list(tables)
+
+
+@functools.lru_cache(maxsize=256)
+def constant_pl_symbolic(labels: tuple, coupling, label):
+    """The symbolic derivation, done once per (labels, J, label) and shared by every N."""
     per_site_changes = {b: coupling * 2 * label * (b - label) for b in labels}  # N >= 2
     own_score = coupling * N * label ** 2
     changed_scores = {b: sp.expand(own_score + change) for b, change in per_site_changes.items()}
@@ -332,10 +348,7 @@ def derive_constant_pl(labels, coupling, label, size):
 
     remarks = constant_pl_remarks(labels, coupling, label, general, single_site, per_site)
     tables = [likelihood_comparison(labels, coupling, label, general, single_site)]
-    if size is None:
-        return steps, general, remarks, tables
-    answer = single_site if size == 1 else general.subs(N, size)
-    return steps, answer, remarks, tables
+    return tuple(steps), general, single_site, tuple(remarks), tuple(tables)
 
 
 def derive_explicit_pl(labels, coupling, assignment):
@@ -401,7 +414,7 @@ def derive_exact_nll(labels, coupling, assignment, size):
     ring_size = N if size is None else size
     own_score = coupling * ring_size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling)
     eigenvalues = closed_form_eigenvalues(tuple(labels), coupling)
-    trace_check = check_transfer_trace(labels, coupling)
+    trace_check = check_transfer_trace(tuple(labels), coupling)
     steps = [
         Step(StepKind.DEFINITION, "exact negative log-likelihood", NEG_LOG_P, (sp.log(PARTITION) - SCORE,),
              "The exact probability divides by the full partition function $Z = \\sum_{\\mathcal{Y}} e^{s(\\mathcal{Y})}$.",
@@ -423,10 +436,10 @@ def derive_exact_nll(labels, coupling, assignment, size):
         steps.append(Step(StepKind.COMPUTATION, "eigenvalues of T", Notation("lambda", r"\lambda_i"),
                           (tuple(eigenvalues),),
                           "$T$ is symmetric, so $\\mathrm{tr}(T^N) = \\sum_i \\lambda_i^N$.",
-                          (check_eigenvalues(labels, coupling, eigenvalues),)))
+                          (check_eigenvalues(tuple(labels), coupling, tuple(eigenvalues)),)))
         steps.append(Step(StepKind.SIMPLIFICATION, "partition function", PARTITION, (power_sum,),
                           "Powers of a symmetric matrix act on its eigenvalues.",
-                          (check_power_sum(labels, coupling, power_sum),)))
+                          (check_power_sum(tuple(labels), coupling, power_sum),)))
         log_partition = sp.log(requested_sum, evaluate=False)
     else:
         log_partition = sp.log(sp.Trace(sp.MatPow(transfer_symbol, ring_size)), evaluate=False)
@@ -527,10 +540,7 @@ def pl_answer_check(labels, coupling, assignment, size, answer) -> Check:
                                     answer, sp.log(sp.Add(*[sp.exp(coupling * (b ** 2 - assignment[0] ** 2))
                                                             for b in labels])))
     labeling = assignment * size if len(assignment) == 1 else assignment
-    if len(labels) ** size <= ENUMERATION_LIMIT:
-        return compare(f"brute force, N={size}", answer, enumerate_pseudo_nll(labels, coupling, labeling),
-                       how="enumeration")
-    if size <= 400:
+    if size <= 400:  # the brute-force path runs in the symbolic checks; here re-score the literal ring
         return compare(f"re-scoring the ring per site, N={size}", answer,
                        direct_pseudo_nll(labels, coupling, labeling), how="direct")
     # Large constant rings: every site looks alike, so -ln PL = N * (the value at one site of a ring of 6).
@@ -558,26 +568,38 @@ def check_local_change(labels, coupling, assignment, local) -> Check:
     return compare(f"local score change at site {site} vs re-scoring", derived, direct, how="re-scored")
 
 
-def check_transfer_trace(labels, coupling) -> Check:
-    sizes = [size for size in SMALL_RINGS if len(labels) ** size <= ENUMERATION_LIMIT]
+@functools.lru_cache(maxsize=1024)
+def enumerated_partition(labels: tuple, coupling, size: int) -> float:
+    """Z = sum over all |L|^N labelings of e^{s(Y)}, by brute force."""
+    return sum(math.exp(ring_score_float(config, float(coupling)))
+               for config in itertools.product([float(x) for x in labels], repeat=size))
+
+
+def enumerable_sizes(labels) -> list[int]:
+    return [size for size in SMALL_RINGS if len(labels) ** size <= ENUMERATION_LIMIT]
+
+
+@functools.lru_cache(maxsize=256)
+def check_transfer_trace(labels: tuple, coupling) -> Check:
+    sizes = enumerable_sizes(labels)
     derived = [float(mpmath.exp(log_partition_squaring(labels, coupling, size))) for size in sizes]
-    direct = [sum(math.exp(ring_score_float(config, float(coupling)))
-                  for config in itertools.product([float(x) for x in labels], repeat=size)) for size in sizes]
+    direct = [enumerated_partition(labels, coupling, size) for size in sizes]
     return compare(f"tr(T^N) vs enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
 
 
-def check_eigenvalues(labels, coupling, eigenvalues) -> Check:
+@functools.lru_cache(maxsize=256)
+def check_eigenvalues(labels: tuple, coupling, eigenvalues: tuple) -> Check:
     with mpmath.workdps(30):
         numeric = sorted(float(v) for v in mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True))
     derived = sorted(float(sp.N(v, 30)) for v in eigenvalues)
     return compare("closed-form eigenvalues vs numeric (mpmath eigsy)", derived, numeric, how="numeric")
 
 
-def check_power_sum(labels, coupling, power_sum) -> Check:
-    sizes = [size for size in SMALL_RINGS if len(labels) ** size <= ENUMERATION_LIMIT]
+@functools.lru_cache(maxsize=256)
+def check_power_sum(labels: tuple, coupling, power_sum) -> Check:
+    sizes = enumerable_sizes(labels)
     derived = [power_sum.subs(N, size) for size in sizes]
-    direct = [sum(math.exp(ring_score_float(config, float(coupling)))
-                  for config in itertools.product([float(x) for x in labels], repeat=size)) for size in sizes]
+    direct = [enumerated_partition(labels, coupling, size) for size in sizes]
     return compare(f"sum of lambda^N vs enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
 
 
@@ -594,7 +616,7 @@ def nll_answer_check(labels, coupling, assignment, size, answer, value) -> Check
             direct.append(enumerate_nll(labels, coupling, assignment * ring_size))
         return compare(f"brute force, N=1..{len(derived)}", derived, direct, how="enumeration")
     labeling = assignment * size if len(assignment) == 1 else assignment
-    if len(labels) ** size <= ENUMERATION_LIMIT:
+    if len(labels) ** size <= ANSWER_ENUMERATION_LIMIT:
         return compare(f"brute force, N={size}", value, enumerate_nll(labels, coupling, labeling),
                        how="enumeration")
     own_score = _mpf(coupling * size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling))
