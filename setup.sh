@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Set up derive on a fresh Debian machine, then build the exam's sheets into build/.
-# Installs TeX Live and poppler-utils from apt when pdflatex is missing, then the
-# Python package with its test dependencies.
+# Installs TeX Live, poppler-utils (and pip, where missing) from apt, then the
+# Python package with its test dependencies. `--no-build` skips the build.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v pdflatex >/dev/null 2>&1 || ! command -v pdftotext >/dev/null 2>&1; then
+apt_packages=()
+command -v pdflatex >/dev/null 2>&1 || apt_packages+=(texlive-latex-base texlive-latex-recommended
+    texlive-pictures texlive-fonts-recommended lmodern)
+command -v pdftotext >/dev/null 2>&1 || apt_packages+=(poppler-utils)
+python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
+if [ ${#apt_packages[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "installing with apt: ${apt_packages[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        texlive-latex-base texlive-latex-recommended texlive-pictures \
-        texlive-fonts-recommended lmodern poppler-utils >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
 fi
 
-python3 -m pip install -q -e '.[test]'
+# Debian's own Python refuses pip installs outside a venv (PEP 668); this project is the
+# machine's purpose here, so allow it. Other Pythons ignore the variable.
+PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 
 if [ "${1:-}" != "--no-build" ]; then
     python3 cli.py build --out build

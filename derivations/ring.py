@@ -26,7 +26,7 @@ from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Par
 from .values import ParameterError, parse_int, parse_list, parse_number
 
 N = sp.Symbol("N", integer=True, positive=True)
-Y = sp.IndexedBase("Y")
+Y = sp.IndexedBase(Notation("Y", r"\mathcal{Y}"))  # shown as the exam writes it
 n = sp.Symbol("n", integer=True)
 
 MAX_SITES = 10**12          # closed forms and the transfer matrix handle any size

@@ -19,6 +19,10 @@ class FailedChecks(RuntimeError):
     """A derivation whose checks did not all pass: no sheet is written."""
 
 
+class OutputError(RuntimeError):
+    """The output directory cannot be written (bad usage: exit 2)."""
+
+
 @dataclass
 class BuildResult:
     files: list[Path]
@@ -56,6 +60,10 @@ def build_exam(out_dir: Path) -> BuildResult:
         out_dir / f"{SOLUTIONS}.pdf": solutions_pdf,
         out_dir / f"{QUESTIONS}.pdf": questions_pdf,
     }
-    for path, data in outputs.items():
-        write_atomic(path, data)
+    try:
+        for path, data in outputs.items():
+            write_atomic(path, data)
+    except OSError as failure:
+        raise OutputError(f"--out '{out_dir}': cannot write {failure.filename or out_dir} "
+                          f"({failure.strerror or failure})") from None
     return BuildResult(list(outputs), derivations)
