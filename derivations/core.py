@@ -41,6 +41,10 @@ class Notation(sp.Symbol):
     def _latex(self, printer) -> str:
         return self._latex_form
 
+    def __getnewargs_ex__(self):
+        # Unpickling must restore the LaTeX form, not reset the cached symbol to its bare name.
+        return (self.name, self._latex_form), self.assumptions0
+
 
 @dataclass(frozen=True)
 class Check:
