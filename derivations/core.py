@@ -31,18 +31,26 @@ class StepKind(enum.Enum):
 
 
 class Notation(sp.Symbol):
-    """A named quantity shown with its own LaTeX, such as -ln P~(Y) or Z_n."""
+    """A named quantity shown with its own LaTeX, such as -ln P~(Y) or Z_n.
+
+    The LaTeX is part of the symbol's identity: SymPy caches symbols by name, so two
+    notations with one name and different LaTeX would otherwise be merged.
+    """
 
     def __new__(cls, name: str, latex: str | None = None, **assumptions):
-        obj = super().__new__(cls, name, **assumptions)
-        obj._latex_form = latex or name
+        cls._sanitize(assumptions, cls)
+        obj = sp.Symbol.__xnew__(cls, name, **assumptions)  # uncached: see the docstring
+        obj._latex_form = name if latex is None else latex
         return obj
+
+    def _hashable_content(self):
+        return super()._hashable_content() + (self._latex_form,)
 
     def _latex(self, printer) -> str:
         return self._latex_form
 
     def __getnewargs_ex__(self):
-        # Unpickling must restore the LaTeX form, not reset the cached symbol to its bare name.
+        # Unpickling must rebuild the same symbol, LaTeX form included.
         return (self.name, self._latex_form), self.assumptions0
 
 
