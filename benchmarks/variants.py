@@ -1,0 +1,161 @@
+"""Speed of `derive variants` against R/exams.
+
+    python3 benchmarks/variants.py [--count 50] [--repeat 3] [--no-phases]
+
+Times `derive variants --seed S --count 50` as a fresh process (a cold start, as a user
+sees it; median wall time over the repeats), then, where R and its exams package are
+installed, `exams2pdf` of 3 exercises with n = 50 on the same machine. Where they are not,
+it says so and compares with the issue's figure for R/exams on this machine, 0.4-0.5 s per
+exam PDF, labelled as a reference rather than a measurement. The target is 5x faster.
+
+A breakdown by phase (derive and render, pdflatex and split, write) follows, measured in
+this process, to show where the time goes. The load average is printed first: other work
+on the machine slows every figure.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+R_REFERENCE_SECONDS_PER_PDF = (0.4, 0.5)  # the issue's measurement of R/exams on this machine
+TARGET_SPEEDUP = 5.0
+
+R_SCRIPT = r"""
+suppressPackageStartupMessages(library(exams))
+dir <- commandArgs(trailingOnly = TRUE)[1]
+n <- as.integer(commandArgs(trailingOnly = TRUE)[2])
+set.seed(1)
+start <- Sys.time()
+exams2pdf(c("tstat.Rmd", "swisscapital.Rmd", "deriv.Rmd"), n = n, dir = dir, verbose = FALSE)
+cat(as.numeric(difftime(Sys.time(), start, units = "secs")), "\n")
+"""
+
+
+def timed_run(command: list[str], repeat: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (the process and its children) of a command."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = os.times()
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+        after = os.times()
+        cpus.append((after.children_user + after.children_system) - (before.children_user + before.children_system))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def r_exams_available() -> tuple[bool, str]:
+    if shutil.which("Rscript") is None:
+        return False, "R is not installed here (no Rscript on PATH), and CRAN is unreachable from this machine"
+    probe = subprocess.run(["Rscript", "-e", "suppressPackageStartupMessages(library(exams))"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return False, "R is installed but the exams package is not (and CRAN is unreachable from this machine)"
+    return True, ""
+
+
+def time_r_exams(count: int, repeat: int) -> float:
+    times = []
+    with tempfile.TemporaryDirectory() as work:
+        script = Path(work, "bench.R")
+        script.write_text(R_SCRIPT, encoding="utf-8")
+        for index in range(repeat):
+            out = Path(work, f"out{index}")
+            out.mkdir()
+            start = time.perf_counter()
+            subprocess.run(["Rscript", str(script), str(out), str(count)], check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def phases(count: int, seed: int, figures: bool) -> tuple[list[tuple[str, float]], float]:
+    """Where the time goes, in this process (imports already paid): wall seconds per phase, and
+    the CPU seconds of the whole build (this process, its two workers and pdflatex)."""
+    sys.path.insert(0, str(ROOT))
+    from sheets import variants
+
+    def cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    start_cpu = cpu()
+    marks = [("derive, check and render the sheets (2 workers)", time.perf_counter())]
+    workers = variants.Workers(count)
+    try:
+        results = variants.make_variants(seed, variants.numbered_ids(count), lambda steps: None, workers, figures)
+        marks.append(("pdflatex and pypdf split, manifest, Moodle XML", time.perf_counter()))
+        outputs = variants.assemble(seed, results, workers)
+    finally:
+        workers.close()  # joined, so the workers' CPU time is counted
+    marks.append(("write the files", time.perf_counter()))
+    with tempfile.TemporaryDirectory() as out:
+        variants.publish(Path(out, "variants"), outputs)
+    marks.append(("end", time.perf_counter()))
+    return [(name, marks[i + 1][1] - at) for i, (name, at) in enumerate(marks[:-1])], cpu() - start_cpu
+
+
+NO_FIGURES = ("import sys; from pathlib import Path; from sheets.variants import build_variants; "
+              "build_variants(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), figures=False)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-phases", action="store_true", help="skip the in-process breakdown")
+    args = parser.parse_args()
+
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "cli.py", "variants", "--seed", str(args.seed), "--count", str(args.count),
+                   "--out", str(Path(out, "variants"))]
+        wall, cpu = timed_run(command, args.repeat)
+        bare = [sys.executable, "-c", NO_FIGURES, str(args.seed), str(args.count), str(Path(out, "bare"))]
+        bare_wall, bare_cpu = timed_run(bare, args.repeat)
+    print(f"derive variants --count {args.count}: {wall:.2f} s wall (median of {args.repeat}), {cpu:.2f} s CPU; "
+          f"{wall / args.count:.3f} s per variant (question and solution sheet, PDF and Markdown)")
+    print(f"the same without the TikZ figures in the solution sheets (build_variants(figures=False)): "
+          f"{bare_wall:.2f} s wall, {bare_cpu:.2f} s CPU")
+
+    available, why = r_exams_available()
+    if available:
+        r_wall = time_r_exams(args.count, args.repeat)
+        r_low = r_high = r_wall
+        print(f"R/exams exams2pdf, 3 exercises, n = {args.count}: {r_wall:.2f} s wall (measured, median of "
+              f"{args.repeat}); {r_wall / args.count:.3f} s per exam PDF")
+    else:
+        low, high = R_REFERENCE_SECONDS_PER_PDF
+        r_low, r_high = low * args.count, high * args.count
+        print(f"R/exams: skipped: {why}.")
+        print(f"R/exams reference (the issue's figure for this machine, NOT measured here): {low}-{high} s per "
+              f"exam PDF, so {r_low:.1f}-{r_high:.1f} s for {args.count}")
+    verdict = "SLOW"
+    for label, seconds in (("derive variants", wall), ("without figures", bare_wall)):
+        low, high = r_low / seconds, r_high / seconds
+        shown = f"{low:.1f}x" if r_low == r_high else f"{low:.1f}x-{high:.1f}x"
+        ok = "ok" if low >= TARGET_SPEEDUP else "SLOW"
+        if label == "derive variants":
+            verdict = ok
+        print(f"speed-up, {label}: {shown} (target {TARGET_SPEEDUP:.0f}x): {ok}")
+
+    if not args.no_phases:
+        for figures in (True, False):
+            print(f"\nin-process breakdown, {'with' if figures else 'without'} figures (imports excluded):")
+            rows, cpu_seconds = phases(args.count, args.seed, figures)
+            for name, seconds in rows:
+                print(f"  {name:<50}{seconds:>7.2f} s")
+            print(f"  {'total':<50}{sum(s for _, s in rows):>7.2f} s wall, {cpu_seconds:.2f} s CPU on both cores")
+    return 0 if verdict == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

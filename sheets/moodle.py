@@ -1,0 +1,172 @@
+"""Moodle XML for the variants: a `numerical` question per numeric part, an `essay` per explanation part.
+
+The element names follow Moodle's XML import (question/format/xml/format.php): a
+`category` pseudo-question per exam part, so that a quiz can draw one random variant
+of each part; `<answer fraction="100">` with `<text>` and an absolute `<tolerance>`
+for numerical questions; `responseformat`, `responserequired`, `responsefieldlines`,
+`attachments` and `graderinfo` for essays. Texts are HTML in CDATA sections, with the
+math of our prose turned from $...$ into \\(...\\), which Moodle's MathJax filter renders.
+"""
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+
+from derivations import ALIASES, exam_problems
+
+from .render import TEMPLATES
+
+RELATIVE_TOLERANCE = 1e-3   # as `derive grade` judges numbers
+ABSOLUTE_FLOOR = 1e-6       # for answers at or near zero
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+
+
+def cdata(text: str) -> str:
+    """Text in a CDATA section; a ']]>' inside is split across two sections."""
+    return "<![CDATA[" + str(text).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def xml_text(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_ENV.filters["cdata"] = cdata
+_ENV.filters["xml"] = xml_text
+
+_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$", re.DOTALL)
+_TEXT_ESCAPES = {r"\%": "%", r"\&": "&", r"\#": "#", r"\_": "_", r"\$": "$", r"\{": "{", r"\}": "}"}
+
+
+def prose_html(text: str) -> str:
+    """Our LaTeX-safe prose (math only inside $...$) as HTML for Moodle's MathJax filter."""
+    text = str(text)
+    protected = text.replace(r"\$", "\0")
+    pieces, position = [], 0
+    for match in _MATH.finditer(protected):
+        pieces.append(_plain(protected[position:match.start()]))
+        if match.group(1) is not None:
+            pieces.append(r"\[" + html.escape(match.group(1).replace("\0", r"\$"), quote=False) + r"\]")
+        else:
+            pieces.append(r"\(" + html.escape(match.group(2).replace("\0", r"\$"), quote=False) + r"\)")
+        position = match.end()
+    pieces.append(_plain(protected[position:]))
+    return "".join(pieces)
+
+
+def _plain(text: str) -> str:
+    text = text.replace("\0", r"\$")
+    for escaped, char in _TEXT_ESCAPES.items():
+        text = text.replace(escaped, char)
+    return html.escape(text, quote=False)
+
+
+def number_text(value: Any) -> str:
+    """A number as Moodle reads it back exactly: ints as ints, floats by shortest round trip."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+def tolerance(value: Any) -> str:
+    """Absolute tolerance: 0 for integer answers (indices), else 0.1% of the value (at least 1e-6)."""
+    if isinstance(value, int):
+        return "0"
+    return f"{max(RELATIVE_TOLERANCE * abs(float(value)), ABSOLUTE_FLOOR):.3g}"
+
+
+@dataclass
+class Question:
+    kind: str            # "numerical" or "essay"
+    name: str
+    idnumber: str
+    text: str            # HTML
+    feedback: str        # HTML
+    grade: str
+    answer: str = ""
+    tolerance: str = ""
+    graderinfo: str = ""
+
+
+def _grade(points: float) -> str:
+    return f"{points:.7g}"
+
+
+def part_questions(variant, part, problem) -> list[Question]:
+    """The Moodle questions of one part of one variant.
+
+    A numeric part gets a `numerical` question (one per entry when its value is a list);
+    a part that asks for an explanation (it has a prose answer) or has no number gets an
+    `essay`, graded by hand with the model answer as grader information. A part that is
+    both (2c: the gradient, which is zero, and why) gets both, sharing its points.
+    """
+    d = part.view
+    alias = ALIASES[part.problem]
+    intro = f"<p>{prose_html(problem.intro)}</p>\n" if problem.intro else ""
+    heading = f"<p><strong>Problem {problem.number}, {xml_text(part.problem)}: {xml_text(alias.title)}</strong></p>\n"
+    question = f"<p>{prose_html(d.question)}</p>\n"
+    points = problem.points / len(problem.parts) if problem.points else 1.0
+    answer_math = r"\(" + html.escape(d.answer_latex, quote=False) + r"\)"
+    explanation = f"<p>{prose_html(d.answer_text)}</p>" if d.answer_text else ""
+    base = f"{part.problem} {variant.id}"
+    essay = bool(d.answer_text) or not part.numeric
+    if part.numeric and essay:
+        points /= 2
+    questions = []
+    if part.numeric:
+        values = d.value if isinstance(d.value, (list, tuple)) else [d.value]
+        listed = isinstance(d.value, (list, tuple))
+        for index, value in enumerate(values, start=1):
+            precision = ("Enter a whole number." if isinstance(value, int) else
+                         "Enter a decimal number; answers within 0.1% of the exact value count as correct.")
+            if listed:
+                precision = f"The answer is a list of {len(values)} numbers; enter number {index}. " + precision
+            questions.append(Question(
+                "numerical", base + (f" ({index} of {len(values)})" if listed else ""),
+                f"{variant.id}-{part.problem}" + (f"-{index}" if listed else ""),
+                intro + heading + question + f"<p><em>{xml_text(precision)}</em></p>",
+                f"<p>Answer: {answer_math} = {xml_text(_rounded(d.value))}</p>{explanation}",
+                _grade(points / len(values)), answer=number_text(value), tolerance=tolerance(value)))
+    if essay:
+        ask = "<p><em>Explain your answer.</em></p>" if part.numeric else ""
+        questions.append(Question(
+            "essay", base + (" (explanation)" if part.numeric else ""),
+            f"{variant.id}-{part.problem}" + ("-explanation" if part.numeric else ""),
+            intro + heading + question + ask, f"<p>Answer: {answer_math}</p>{explanation}", _grade(points),
+            graderinfo=f"<p>Model answer: {answer_math}</p>{explanation}"))
+    return questions
+
+
+def variant_questions(variant) -> list[tuple[str, list[Question]]]:
+    """Every part's questions for one variant, in exam order."""
+    problems = {alias: problem for problem in exam_problems() for alias in problem.parts}
+    return [(part.problem, part_questions(variant, part, problems[part.problem])) for part in variant.parts]
+
+
+def _rounded(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_rounded(item) for item in value) + ")"
+    if isinstance(value, int):
+        return str(value)
+    number = float(value)
+    return f"{number:.6g}" if math.isfinite(number) else str(number)
+
+
+def moodle_xml(seed: int, per_variant: list[list[tuple[str, list[Question]]]]) -> str:
+    """The quiz: one category per exam part holding that part's questions from every variant,
+    so that a Moodle quiz can draw a random variant of each part."""
+    categories = []
+    for problem in exam_problems():
+        for alias in problem.parts:
+            questions = [q for variant in per_variant for part, qs in variant if part == alias for q in qs]
+            categories.append({"path": f"$course$/top/derive exam3 seed {seed}/Problem {alias}",
+                               "questions": questions})
+    return _ENV.get_template("moodle.xml.j2").render(categories=categories)

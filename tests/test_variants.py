@@ -1,0 +1,526 @@
+"""`derive variants`: manifest values against independent computation and `derive solve`,
+Moodle XML, byte-identical reruns, hostile roster names, atomic output, the progress bar."""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+from pathlib import Path
+
+import mpmath
+import pytest
+from click.testing import CliRunner
+
+import derivations
+from cli import cli
+from derivations import FAMILIES, exam_problems
+from derivations.core import Check
+from sheets import pdf, variants
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 11
+COUNT = 4  # from 4 variants the work is shared by two forked workers (PARALLEL_FROM)
+needs_tex = pytest.mark.skipif(not pdf.pdflatex_available(), reason="pdflatex is not installed (run ./setup.sh)")
+needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+
+HOSTILE = [
+    ("s01", r"\input{/etc/passwd}"),
+    ("s02", r"}{ \end{document} \def\x{boom} $x^2$ ^^5c"),
+    ("s03", "100% & #1 _under_ ~tilde {braces} \\\\ Zoë Ünal"),
+    ("s04", "<b>*bold*</b> [link](http://x) |pipe|"),
+]
+
+
+def run_cli(args: list[str]):
+    result = CliRunner().invoke(cli, args)
+    return result
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("variants") / "out"
+    result = run_cli(["variants", "--seed", str(SEED), "--count", str(COUNT), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def manifest(built):
+    return json.loads((built / "manifest.json").read_text(encoding="utf-8"))
+
+
+def parse_args(family_name: str, args: list[str]) -> dict:
+    return FAMILIES[family_name].parse(dict(arg.split("=", 1) for arg in args))
+
+
+# --------------------------------------------- independent computations, from scratch
+
+def ring_score(labeling, coupling):
+    size = len(labeling)
+    return coupling * (sum(labeling[i] * labeling[i + 1] for i in range(size - 1)) + labeling[-1] * labeling[0])
+
+
+def ring_labeling(params):
+    assignment = [float(a) for a in params["assignment"]]
+    return assignment * params["N"] if len(assignment) == 1 else assignment
+
+
+def ring_pl(params):
+    """-ln PL by re-scoring the literal ring for every site and label."""
+    labels, coupling = [float(x) for x in params["labels"]], float(params["J"])
+    labeling = ring_labeling(params)
+    own = ring_score(labeling, coupling)
+    total = 0.0
+    for site in range(len(labeling)):
+        scores = [ring_score(labeling[:site] + [b] + labeling[site + 1:], coupling) for b in labels]
+        total += math.log(sum(math.exp(s - own) for s in scores))
+    return total
+
+
+def ring_nll(params):
+    labels, coupling = [float(x) for x in params["labels"]], float(params["J"])
+    labeling = ring_labeling(params)
+    scores = [ring_score(list(c), coupling) for c in itertools.product(labels, repeat=len(labeling))]
+    return math.log(sum(math.exp(s) for s in scores)) - ring_score(labeling, coupling)
+
+
+def inverse_cdf(probabilities, eps):
+    """Word i with sum_{j<i} P[j] <= eps < sum_{j<=i} P[j]; eps = 1 gives the last positive word."""
+    probabilities = [Fraction(str(p)) for p in probabilities]
+    eps = Fraction(str(eps))
+    running = Fraction(0)
+    for index, p in enumerate(probabilities):
+        if p > 0 and running <= eps < running + p:
+            return index
+        running += p
+    return max(i for i, p in enumerate(probabilities) if p > 0)
+
+
+def word_gradient(params, h=Fraction(1, 10**6)):
+    """Central differences of the sampled word in each P[i] (no renormalising: the word is
+    piecewise constant either way)."""
+    P = [Fraction(str(p)) for p in params["P"]]
+    grads = []
+    for i in range(len(P)):
+        up, down = list(P), list(P)
+        up[i] += h
+        down[i] -= h
+        grads.append((inverse_cdf(up, params["eps"]) - inverse_cdf(down, params["eps"])) / (2 * h))
+    return [float(g) for g in grads]
+
+
+def nearest_code(codebook, zhat):
+    distances = [sum((Fraction(str(a)) - Fraction(str(b))) ** 2 for a, b in zip(code, zhat)) for code in codebook]
+    return distances.index(min(distances))
+
+
+def quantiser_jacobian(params, h=Fraction(1, 10**6)):
+    codebook, zhat = params["codebook"], [Fraction(str(z)) for z in params["zhat"]]
+    rows = []
+    for out in range(len(zhat)):
+        row = []
+        for coordinate in range(len(zhat)):
+            up, down = list(zhat), list(zhat)
+            up[coordinate] += h
+            down[coordinate] -= h
+            row.append(float((Fraction(str(codebook[nearest_code(codebook, up)][out]))
+                              - Fraction(str(codebook[nearest_code(codebook, down)][out]))) / (2 * h)))
+        rows.append(row)
+    return rows
+
+
+def vae_rate(params):
+    """I(s;z) = h(z) - sum_s w_s h(z|s), the mixture entropy by quadrature."""
+    w = [float(x) for x in params["weights"]]
+    mu = [float(x) for x in params["zhat"]]
+    var = [float(x) for x in params["sigma2"]]
+
+    def density(z):
+        return sum(wi * mpmath.npdf(z, m, mpmath.sqrt(v)) for wi, m, v in zip(w, mu, var))
+
+    spread = 12 * math.sqrt(max(var))
+    points = sorted({min(mu) - spread, *mu, max(mu) + spread})
+    entropy = -mpmath.quad(lambda z: density(z) * mpmath.log(density(z)) if density(z) > 0 else 0, points)
+    conditional = sum(wi * 0.5 * math.log(2 * math.pi * math.e * v) for wi, v in zip(w, var))
+    return float(entropy) - conditional
+
+
+INDEPENDENT = {
+    "ring-pl": ring_pl,
+    "ring-nll": ring_nll,
+    "gan-first-word": lambda p: inverse_cdf(p["P"], p["eps"]),
+    "gan-next-word": lambda p: inverse_cdf(p["Q"][p["w"]], p["eps"]),
+    "gan-gradient": word_gradient,
+    "vq-quantize": lambda p: nearest_code(p["codebook"], p["zhat"]),
+    "vq-gradient": quantiser_jacobian,
+    "vae-reparam": lambda p: float(p["zhat"]) + math.sqrt(float(p["sigma2"])) * float(p["eps"]),
+    "vae-gradient": lambda p: [1.0, float(p["eps"]) / (2 * math.sqrt(float(p["sigma2"])))],
+    "vae-kl": lambda p: 0.5 * (float(p["mu"]) ** 2 + float(p["sigma2"]) - 1 - math.log(float(p["sigma2"]))),
+    "vae-rate": vae_rate,
+}
+
+
+def close(a, b, tolerance=1e-9) -> bool:
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(close(x, y, tolerance) for x, y in zip(a, b))
+    return abs(float(a) - float(b)) <= tolerance * max(1.0, abs(float(a)), abs(float(b)))
+
+
+# ------------------------------------------------------------------- files
+
+@needs_tex
+def test_every_variant_has_its_files(built, manifest):
+    ids = [v["id"] for v in manifest["variants"]]
+    assert ids == ["v001", "v002", "v003", "v004"]
+    expected = {"manifest.json", "moodle.xml", "answer-key.csv", "questions.pdf", "solutions.pdf"}
+    for variant_id in ids:
+        expected |= {f"{variant_id}-questions.pdf", f"{variant_id}-questions.md",
+                     f"{variant_id}-solutions.pdf", f"{variant_id}-solutions.md"}
+    assert {p.name for p in built.iterdir()} == expected
+    for name in expected:
+        if name.endswith(".pdf"):
+            assert (built / name).read_bytes().startswith(b"%PDF-"), name
+    # No temporary directory left beside the output.
+    assert not [p for p in built.parent.iterdir() if p.name.startswith(".")]
+
+
+@needs_tex
+def test_manifest_covers_every_exam_part(manifest):
+    aliases = [alias for problem in exam_problems() for alias in problem.parts]
+    assert manifest["seed"] == SEED
+    for variant in manifest["variants"]:
+        assert [part["problem"] for part in variant["parts"]] == aliases
+        for part in variant["parts"]:
+            assert part["family"] == derivations.ALIASES[part["problem"]].family
+            family = FAMILIES[part["family"]]
+            if family.numeric:
+                assert part["value"] is not None, part
+
+
+@needs_tex
+def test_manifest_values_agree_with_independent_computation(manifest):
+    checked = 0
+    for variant in manifest["variants"]:
+        for part in variant["parts"]:
+            compute = INDEPENDENT.get(part["family"])
+            assert compute is not None, f"no independent computation in this test for {part['family']}"
+            expected = compute(parse_args(part["family"], part["args"]))
+            tolerance = 1e-6 if part["family"] == "vae-rate" else 1e-9
+            assert close(part["value"], expected, tolerance), (variant["id"], part, expected)
+            checked += 1
+    assert checked == COUNT * len(manifest["variants"][0]["parts"])
+
+
+@needs_tex
+def test_args_reproduce_each_part_through_derive_solve(manifest):
+    for variant in manifest["variants"]:
+        for part in variant["parts"]:
+            command = ["solve", part["family"], "--format", "json"]
+            for arg in part["args"]:
+                command += ["-p", arg]
+            result = run_cli(command)
+            assert result.exit_code == 0, (command, result.output)
+            assert json.loads(result.output)["answer"]["value"] == part["value"], command
+
+
+@needs_tex
+def test_answers_differ_between_variants_and_between_sibling_parts(manifest):
+    by_part: dict[str, list] = {}
+    for variant in manifest["variants"]:
+        for part in variant["parts"]:
+            by_part.setdefault(part["problem"], []).append(json.dumps(part["args"]))
+        values = {p["problem"]: p["value"] for p in variant["parts"]}
+        if "1a" in values and "1b" in values:
+            assert not close(values["1a"], values["1b"]), variant["id"]
+    # Parameters vary from variant to variant for every part.
+    for problem, args in by_part.items():
+        assert len(set(args)) > 1, problem
+
+
+@needs_tex
+def test_answer_key_lists_every_part_with_its_value(built, manifest):
+    with (built / "answer-key.csv").open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    expected = [(v["id"], p["problem"], p["value"]) for v in manifest["variants"] for p in v["parts"]]
+    assert [(r["id"], r["part"], json.loads(r["value"])) for r in rows] == expected
+    assert all(r["answer"] for r in rows)
+
+
+def test_spreadsheet_formulas_in_names_are_defused():
+    assert variants.spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert variants.spreadsheet_safe("Ada") == "Ada"
+
+
+# ---------------------------------------------------------------- Moodle
+
+def moodle_questions(root):
+    category = None
+    for question in root.findall("question"):
+        if question.get("type") == "category":
+            category = question.find("category/text").text
+            continue
+        yield category, question
+
+
+@needs_tex
+def test_moodle_xml_has_a_numerical_per_numeric_part_and_essays(built, manifest):
+    root = ET.parse(built / "moodle.xml").getroot()
+    assert root.tag == "quiz"
+    found = {}
+    for category, question in moodle_questions(root):
+        assert category.startswith("$course$/top/")
+        name = question.find("name/text").text
+        assert question.find("questiontext").get("format") == "html"
+        assert question.find("questiontext/text").text.strip()
+        assert float(question.find("defaultgrade").text) > 0
+        found[name] = question
+    expected_names = set()
+    for variant in manifest["variants"]:
+        for part in variant["parts"]:
+            derivation = derivations.solve(part["family"], dict(a.split("=", 1) for a in part["args"]))
+            numeric = FAMILIES[part["family"]].numeric and part["value"] is not None
+            base = f"{part['problem']} {variant['id']}"
+            if numeric:
+                values = part["value"] if isinstance(part["value"], list) else [part["value"]]
+                for index, value in enumerate(values, start=1):
+                    name = base + (f" ({index} of {len(values)})" if isinstance(part["value"], list) else "")
+                    question = found[name]
+                    assert question.get("type") == "numerical"
+                    answer = question.find("answer")
+                    assert answer.get("fraction") == "100"
+                    assert float(answer.find("text").text) == value
+                    tolerance = float(answer.find("tolerance").text)
+                    if isinstance(value, int):
+                        assert tolerance == 0
+                    else:
+                        assert 0 < tolerance <= max(1.01e-3 * abs(value), 1e-6)
+                    expected_names.add(name)
+                    # The question text carries its math for MathJax.
+                    assert "\\(" in question.find("questiontext/text").text
+            if derivation.answer_text or not numeric:
+                name = base + (" (explanation)" if numeric else "")
+                question = found[name]
+                assert question.get("type") == "essay"
+                assert question.find("responseformat").text == "editor"
+                assert question.find("graderinfo/text").text.strip()
+                expected_names.add(name)
+    assert set(found) == expected_names
+
+
+def test_prose_math_becomes_mathjax_and_html_is_escaped():
+    from sheets.moodle import cdata, prose_html
+    html = prose_html(r"Is $a < b$ for \% of $$x^2$$ & <tags>?")
+    assert html == r"Is \(a &lt; b\) for % of \[x^2\] &amp; &lt;tags&gt;?"
+    assert cdata("a]]>b") == "<![CDATA[a]]]]><![CDATA[>b]]>"
+    assert ET.fromstring(f"<t>{cdata('a]]>b')}</t>").text == "a]]>b"
+
+
+# ----------------------------------------------------------- reproducibility
+
+@needs_tex
+def test_rerun_in_a_new_process_is_byte_identical(built, tmp_path):
+    """Another process with another hash seed, stderr piped: same bytes, and no progress bar."""
+    out = tmp_path / "again"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    result = subprocess.run([sys.executable, "cli.py", "variants", "--seed", str(SEED), "--count", str(COUNT),
+                             "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # not a terminal: no progress bar
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in built.iterdir())
+    for path in built.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+@needs_tex
+def test_sequential_build_gives_the_same_bytes(built, tmp_path, monkeypatch):
+    """No workers (one core, or few variants): the same files as the parallel build."""
+    monkeypatch.setattr(variants, "PARALLEL_FROM", 10**6)
+    out = tmp_path / "sequential"
+    variants.build_variants(SEED, COUNT, out)
+    for path in built.iterdir():
+        assert (out / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_parallel_and_sequential_derivation_agree(monkeypatch):
+    students = variants.numbered_ids(4)
+    monkeypatch.setattr(variants, "PARALLEL_FROM", 1000)
+    sequential = variants.make_variants(SEED, students, lambda steps: None)
+    monkeypatch.setattr(variants, "PARALLEL_FROM", 1)
+    parallel = variants.make_variants(SEED, students, lambda steps: None)
+    assert [r.manifest for r in sequential] == [r.manifest for r in parallel]
+    assert [r.solutions_body for r in sequential] == [r.solutions_body for r in parallel]
+    assert [r.questions_md for r in sequential] == [r.questions_md for r in parallel]
+
+
+def test_a_variant_depends_on_seed_and_id_only():
+    deriver = variants.Deriver()
+    alone = variants.draw_variant(SEED, variants.Student("s02"), deriver)
+    again = variants.draw_variant(SEED, variants.Student("s02", "Someone Else"), variants.Deriver())
+    other_seed = variants.draw_variant(SEED + 1, variants.Student("s02"), deriver)
+    assert [p.args for p in alone.parts] == [p.args for p in again.parts]
+    assert [p.args for p in alone.parts] != [p.args for p in other_seed.parts]
+
+
+# ------------------------------------------------------------------ roster
+
+def write_roster(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["id", "name"])
+        writer.writerows(rows)
+    return path
+
+
+def run_in_terminal(args: list[str], timeout: float = 300) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal; return its exit code and what the terminal saw."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "cli.py", *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            process.kill()
+            raise AssertionError("the CLI did not finish")
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    process.wait(timeout=timeout)
+    return process.returncode, seen.decode("utf-8", "replace")
+
+
+@needs_tex
+@needs_poppler
+def test_hostile_roster_names_are_printed_literally(tmp_path):
+    roster = write_roster(tmp_path / "roster.csv", HOSTILE)
+    out = tmp_path / "out"
+    code, terminal = run_in_terminal(["variants", "--seed", str(SEED), "--roster", str(roster), "--out", str(out)])
+    assert code == 0, terminal
+    assert "variants" in terminal and "100%" in terminal  # the progress bar, on a terminal
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert [(v["id"], v["name"]) for v in manifest["variants"]] == HOSTILE
+    for student_id, name in HOSTILE:
+        text = subprocess.run(["pdftotext", str(out / f"{student_id}-questions.pdf"), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        flat = " ".join(text.split())
+        assert " ".join(name.split()) in flat, (name, flat[:300])
+        markdown = (out / f"{student_id}-questions.md").read_text(encoding="utf-8")
+        assert "**Student:** " + variants.markdown_text(name) in markdown
+    # Each student's sheet is theirs alone: one variant per student, named on every sheet.
+    assert (out / "questions.pdf").exists()
+
+
+def test_names_never_reach_tex_raw():
+    result = variants.make_variant(SEED, variants.Student("s01", HOSTILE[0][1]), variants.Deriver())
+    source = variants.combined_document(result.preamble, [result], [result.solutions_body], result.figures)
+    assert r"\input{/etc/passwd}" not in source
+    assert r"{\textbackslash}input\{/etc/passwd\}" in source
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([("s1", "Ada\x07Lovelace")], "control or format character U+0007"),
+    ([("s1", "Ada\u202eLovelace")], "U+202E"),
+    ([("s1", "Ada"), ("s1", "Bob")], "repeats line 2"),
+    ([("../etc", "Ada")], "must be 1-40 letters"),
+    ([("s1", "")], "name is empty"),
+])
+def test_bad_rosters_are_refused_with_one_error_line(tmp_path, rows, message):
+    roster = write_roster(tmp_path / "roster.csv", rows)
+    out = tmp_path / "out"
+    result = run_cli(["variants", "--seed", "1", "--roster", str(roster), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.output.startswith("error: parameter 'roster'") and message in result.output
+    assert result.output.count("\n") == 1
+    assert not out.exists()
+
+
+def test_count_must_match_the_roster(tmp_path):
+    roster = write_roster(tmp_path / "roster.csv", [("s1", "Ada"), ("s2", "Bob")])
+    result = run_cli(["variants", "--seed", "1", "--roster", str(roster), "--count", "3", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "roster has 2 students" in result.output
+    result = run_cli(["variants", "--seed", "1", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "--count is required" in result.output
+
+
+def test_roster_needs_a_header(tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text("s1,Ada\n", encoding="utf-8")
+    result = run_cli(["variants", "--seed", "1", "--roster", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "header must name the columns id and name" in result.output
+
+
+# ---------------------------------------------------------- atomic output
+
+def test_nothing_is_written_when_latex_fails(tmp_path, monkeypatch):
+    def broken(source, timeout=60):
+        raise pdf.LatexError("pdflatex failed:\n! Simulated failure.")
+    monkeypatch.setattr(pdf, "compile_pdf", broken)
+    out = tmp_path / "out"
+    result = run_cli(["variants", "--seed", "1", "--count", "2", "--out", str(out)])
+    assert result.exit_code == 1 and "Simulated failure" in result.output
+    assert list(tmp_path.iterdir()) == []
+    # An earlier run's files stay as they were.
+    out.mkdir()
+    (out / "manifest.json").write_text("old", encoding="utf-8")
+    result = run_cli(["variants", "--seed", "1", "--count", "2", "--out", str(out)])
+    assert result.exit_code == 1
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert (out / "manifest.json").read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_failed_check_stops_the_run(tmp_path, monkeypatch):
+    family = FAMILIES[derivations.ALIASES[exam_problems()[0].parts[0]].family]
+    real = type(family).derive
+
+    def wrong(self, params, problem=None):
+        derivation = real(self, params, problem)
+        derivation.checks = [Check("deliberately wrong", False, "derived 1, independent 2")] + list(derivation.checks)
+        return derivation
+
+    monkeypatch.setattr(type(family), "derive", wrong)
+    out = tmp_path / "out"
+    result = run_cli(["variants", "--seed", "1", "--count", "2", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "checks failed" in result.output and "deliberately wrong" in result.output
+    assert f"derive solve {family.name} -p" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rerun_with_fewer_variants_removes_only_our_stale_files(tmp_path):
+    out = tmp_path / "out"
+    def outputs(ids):
+        files = {"manifest.json": json.dumps({"seed": 1, "variants": [{"id": i, "parts": []} for i in ids]}).encode()}
+        for i in ids:
+            files.update({name: b"x" for name in variants.variant_files(variants.Student(i))})
+        return files
+    variants.publish(out, outputs(["v001", "v002", "v003"]))
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    written = variants.publish(out, outputs(["v001", "v002"]))
+    names = sorted(p.name for p in out.iterdir())
+    assert "v003-questions.pdf" not in names and "notes.txt" in names
+    assert sorted(p.name for p in written) == sorted(set(names) - {"notes.txt"})
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_no_progress_bar_when_not_a_terminal(tmp_path, capsys):
+    calls = []
+    with variants.progress_bar(False, 5) as advance:
+        advance(1)
+        calls.append(1)
+    assert calls and capsys.readouterr().err == ""
