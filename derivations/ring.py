@@ -203,11 +203,11 @@ class RingFamily(Family):
                 raise ParameterError("assignment", f"has {len(assignment)} labels but N = {size}; give one label or N labels")
 
     def generate(self, rng: random.Random) -> dict[str, str]:
-        labels = rng.choice(["-1,0,1", "-1,1", "0,1,2", "-1,0,1"])
-        label_values = labels.split(",")
-        return {"N": str(rng.randint(3, 9)), "labels": labels,
-                "assignment": rng.choice(label_values[-2:]),
-                "J": rng.choice(["1", "1/2", "2", "-1"])}
+        # Every label set holds 0 and 1, so the exam's parts (all 0, all 1) stay well defined.
+        labels = rng.choice(["-1,0,1", "-1,0,1", "0,1", "0,1,2", "-1,0,1,2", "-2,-1,0,1,2"])
+        return {"N": str(rng.randint(3, 12)), "labels": labels,
+                "assignment": rng.choice(labels.split(",")),
+                "J": rng.choice(["1", "1/2", "2", "-1", "-1/2"])}
 
     def question(self, params: dict) -> str:
         labels = ", ".join(to_latex(label) for label in params["labels"])
