@@ -183,7 +183,7 @@ def to_latex(expr: Any) -> str:
 
 def rounded(expr: Any, decimals: int = 4) -> Notation:
     """A fixed-decimals display of an exact expression (trailing zeros kept), times its symbols."""
-    expr = sp.sympify(expr)
+    expr = sp.sympify(expr)  # our own SymPy objects and numbers, never user text
     symbols = sorted(expr.free_symbols, key=str)
     if len(symbols) == 1 and sp.Poly(expr, symbols[0]).is_monomial and sp.degree(expr, symbols[0]) == 1:
         coefficient = expr.coeff(symbols[0])
