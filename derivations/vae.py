@@ -1089,13 +1089,48 @@ def density_figure(caption: str, curves: list, low: float, high: float, markers=
         "xticks": [{"at": f"{at_x(t):.3f}", "label": _tick_label(t)} for t in xticks],
         "yticks": [{"at": f"{at_y(t):.3f}", "label": _tick_label(t)} for t in yticks],
         "curves": [{"style": style, "legend": legend,
-                    "coords": " ".join(f"({at_x(x):.3f},{at_y(y):.3f})" for x, y in zip(xs, row)),
+                    "coords": _polyline([(at_x(x), at_y(y)) for x, y in zip(xs, row)]),
                     "legend_x": f"{FIGURE_WIDTH + 0.7:.2f}", "legend_x2": f"{FIGURE_WIDTH + 1.3:.2f}",
                     "legend_y": f"{FIGURE_HEIGHT - 0.45 * index:.2f}"}
                    for index, ((legend, style, _), row) in enumerate(zip(curves, values))],
         "markers": [{"at": f"{at_x(x):.3f}", "top": f"{at_y(y):.3f}", "label": label, "style": style,
                      "anchor": anchor} for x, y, label, style, anchor in markers],
     })
+
+
+# The largest distance (cm) by which a dropped point may lie off the drawn polyline: 0.02 mm,
+# far below the width of a thick line (0.3 mm), so the curve looks the same with far fewer
+# points (TikZ's time per figure grows with them).
+FIGURE_TOLERANCE = 0.002
+
+
+def _polyline(points: list[tuple[float, float]]) -> str:
+    """The points in cm as TikZ coordinates, minus repeats after rounding and points within
+    FIGURE_TOLERANCE of the line between the points kept around them (Ramer-Douglas-Peucker)."""
+    rounded: list[tuple[float, float]] = []
+    for x, y in points:
+        point = (round(x, 3), round(y, 3))
+        if not rounded or rounded[-1] != point:
+            rounded.append(point)
+    keep = [False] * len(rounded)
+    keep[0] = keep[-1] = True
+    spans = [(0, len(rounded) - 1)]
+    while spans:
+        first, last = spans.pop()
+        (x0, y0), (x1, y1) = rounded[first], rounded[last]
+        dx, dy = x1 - x0, y1 - y0
+        length = math.hypot(dx, dy)
+        far, farthest = -1.0, first
+        for index in range(first + 1, last):
+            x, y = rounded[index]
+            distance = (abs(dy * (x - x0) - dx * (y - y0)) / length if length
+                        else math.hypot(x - x0, y - y0))
+            if distance > far:
+                far, farthest = distance, index
+        if far > FIGURE_TOLERANCE:
+            keep[farthest] = True
+            spans += [(first, farthest), (farthest, last)]
+    return " ".join(f"({x:.3f},{y:.3f})" for (x, y), kept in zip(rounded, keep) if kept)
 
 
 def _normal_f(mean: float, variance: float, weight: float = 1.0) -> Callable[[float], float]:

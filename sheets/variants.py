@@ -183,12 +183,37 @@ class DerivationView:
     all_checks: tuple
 
     @classmethod
-    def of(cls, d: Derivation) -> "DerivationView":
-        steps = tuple(StepView(step.kind, step.name, step.text, tuple(step.checks), step.checked, step.latex)
+    def of(cls, d: Derivation, latex_cache: dict | None = None) -> "DerivationView":
+        steps = tuple(StepView(step.kind, step.name, step.text, tuple(step.checks), step.checked,
+                               step_latex(step, latex_cache))
                       for step in d.steps)
         return cls(d.problem, d.family, d.question, steps, d.answer_latex, d.value, d.answer_text,
                    tuple(d.tables), d.figure, tuple(r for r in d.remarks if r.kind != "key"),
                    tuple(d.all_checks))
+
+
+def _latex_key(value: Any) -> Any:
+    """A key under which equal keys print the same LaTeX. SymPy's == is structural and
+    type-aware (Float(2) != Integer(2), precision included; a Notation's LaTeX is part of
+    its identity); plain Python values carry their type (1, 1.0 and True are == in Python)."""
+    if isinstance(value, (tuple, list)):
+        return (type(value), tuple(_latex_key(item) for item in value))
+    return (type(value), value)
+
+
+def step_latex(step: Any, cache: dict | None) -> str:
+    """step.latex, printed once per distinct step display (many steps recur across variants:
+    the definitions, and every part whose drawn numbers match another's)."""
+    if cache is None:
+        return step.latex
+    try:
+        key = _latex_key((step.lhs, step.forms, step.relation, step.approximation))
+        hash(key)
+    except TypeError:  # an unhashable form: print it every time
+        return step.latex
+    if key not in cache:
+        cache[key] = step.latex
+    return cache[key]
 
 
 @dataclass
@@ -264,6 +289,7 @@ class Deriver:
 
     def __init__(self) -> None:
         self.cache: dict[tuple, DerivationView] = {}
+        self.latex: dict[Any, str] = {}
 
     def derive(self, variant_id: str, alias: str, family: Family, params: dict, args: list[str]) -> DerivationView:
         key = (alias, tuple(args))
@@ -282,7 +308,7 @@ class Deriver:
             if family.numeric and not finite(derivation.value):
                 raise VariantError(f"variant {variant_id}, part {alias}: the answer value {derivation.value!r} "
                                    f"is not a finite number; reproduce with: {describe(family, args)}")
-            self.cache[key] = DerivationView.of(derivation)
+            self.cache[key] = DerivationView.of(derivation, self.latex)
         return self.cache[key]
 
 

@@ -524,3 +524,31 @@ def test_no_progress_bar_when_not_a_terminal(tmp_path, capsys):
         advance(1)
         calls.append(1)
     assert calls and capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------- speed-ups keep the content
+
+def test_step_latex_cache_prints_what_the_step_prints():
+    """The per-build LaTeX cache keys on type as well as value: 1, 1.0 and True are == in Python."""
+    import sympy as sp
+    from derivations.core import Step, StepKind
+    x = sp.Symbol("x")
+    steps = [Step(StepKind.COMPUTATION, "s", x, forms, "t", ()) for forms in
+             [(sp.Integer(1),), (sp.Float(1.0),), (sp.Float("1.0", 30),), ((1, 2),), ((1.0, 2),), (sp.Integer(1),)]]
+    cache: dict = {}
+    assert [variants.step_latex(step, cache) for step in steps] == [step.latex for step in steps]
+    assert len(cache) == 5  # the repeated step is printed once
+
+
+def test_density_polyline_drops_only_invisible_points():
+    """The mixture curves keep every point that lies visibly off the line between the kept ones."""
+    from derivations import vae
+    xs = [i / 100 * 9 for i in range(101)]
+    points = [(x, 4 * math.exp(-(x - 4.5) ** 2)) for x in xs]
+    kept = [tuple(map(float, p.strip("()").split(","))) for p in vae._polyline(points).split()]
+    assert kept[0] == (0.0, round(points[0][1], 3)) and kept[-1] == (9.0, round(points[-1][1], 3))
+    assert len(kept) < len(points)
+    for x, y in points:  # every original point within the tolerance of the drawn polyline
+        (x0, y0), (x1, y1) = next((a, b) for a, b in zip(kept, kept[1:]) if a[0] <= x <= b[0])
+        off = abs((y1 - y0) * (x - x0) - (x1 - x0) * (y - y0)) / math.hypot(x1 - x0, y1 - y0)
+        assert off <= vae.FIGURE_TOLERANCE + 0.001  # plus the rounding to 0.001 cm
