@@ -192,7 +192,7 @@ def gaussian_expectation(expr, mean, variance):
     Change variables to z = mean + sqrt(variance) t: the Jacobian sqrt(variance) cancels the
     density's normaliser, leaving a polynomial in t integrated term by term against N(0, 1).
     """
-    shifted = sp.expand(sp.sympify(expr).subs(Z, mean + sp.sqrt(variance) * T))
+    shifted = sp.expand(sp.sympify(expr).subs(Z, mean + sp.sqrt(variance) * T))  # our own model expressions
     polynomial = sp.Poly(shifted, T)
     return sp.expand(sp.Add(*[coefficient * standard_moment(k) for (k,), coefficient in polynomial.terms()]))
 
@@ -831,7 +831,7 @@ def gradient_general_steps() -> tuple[Step, ...]:
 
 def _mp_of(expr) -> mpmath.mpf:
     """An exact SymPy number at the current mpmath precision."""
-    expr = sp.sympify(expr)
+    expr = sp.sympify(expr)  # parsed Rationals and our own SymPy numbers, never user text
     if expr.is_Rational:
         return _mp(expr)
     return mpmath.mpf(sp.N(expr, mpmath.mp.dps + 5))
