@@ -123,9 +123,9 @@ def constant_ratio(a_values, b_values, rel: float = 1e-6):
     return None
 
 
-def _scale_text(magnitude: float, what: str = "") -> str | None:
+def _scale_text(magnitude: float, what: str = "", limit: int = 12) -> str | None:
     """'an extra factor of 2' for 2, 'a missing factor of 3' for 1/3; None for other ratios."""
-    fraction = simple_fraction(magnitude)
+    fraction = simple_fraction(magnitude, limit)
     if fraction is None or fraction == 1:
         return None
     if fraction.denominator == 1:
@@ -154,7 +154,12 @@ def describe_factor(a_values, b_values, points: list[dict], named: dict[str, flo
             elif close(abs(value), 1 / abs(number), 1e-6):
                 hints.append(f"1/{name}, {name} = {short_number(number)}")
                 named_text = named_text or f"a missing factor of {name} (= {short_number(number)})"
+        # Two plain numbers always have some ratio: without free symbols only the usual slips
+        # (2, 3, 4 and their inverses) say anything about the mistake.
+        constant = not any(points)
         text = _scale_text(abs(value))
+        if text is not None and constant and not hints and _scale_text(abs(value), limit=4) is None:
+            text = None
         if text is None:
             return None if named_text is None else named_text + sign
         return text + (f" ({'; '.join(hints)})" if hints else "") + sign

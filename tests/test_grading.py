@@ -238,6 +238,13 @@ def test_factors_are_named():
     assert judged("1a", "N*log(3)*sqrt(2)")["feedback"].startswith("not equivalent")
 
 
+def test_numeric_answers_do_not_claim_accidental_factors():
+    # 3a at the seed: zhat - sqrt(sigma2) eps = -1/10 is -1/11 of 11/10, which is no mistake of scale.
+    data = judged("3a", "zhat - sqrt(sigma2)*eps")
+    assert not data["correct"] and "factor" not in data["feedback"], data
+    assert judged("3a", "2*(zhat + sqrt(sigma2)*eps)")["feedback"].startswith("an extra factor of 2")
+
+
 def test_log_base_is_named():
     for text, base in (("N*log10(1+exp(-2)+exp(-4))", "log base 10"),
                        (r"N \log_2 (1+e^{-2}+e^{-4})", "log base 2"), ("N*log(3, 10)", None)):
