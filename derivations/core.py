@@ -10,7 +10,7 @@ import enum
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import sympy as sp
 

@@ -42,7 +42,6 @@ NEG_LOG_P = Notation("-ln P(Y)", r"-\ln P(\mathcal{Y})")
 SITE_PARTITION = Notation("Z_n", r"Z_n")
 PARTITION = Notation("Z", r"Z")
 SITE_CONDITIONAL = Notation("P(Y[n] | Y/n)", r"P\left(\mathcal{Y}[n] \mid \mathcal{Y}/n\right)")
-TRANSFER = sp.MatrixSymbol("T", 3, 3)  # display only; resized per label set below
 
 
 def score_changed_at_site(label) -> Notation:
@@ -57,6 +56,13 @@ def ring_score(assignment, coupling):
     size = len(assignment)
     chain = sum((assignment[i] * assignment[i + 1] for i in range(size - 1)), sp.Integer(0))
     return coupling * (chain + assignment[size - 1] * assignment[0])
+
+
+def labeling_score(assignment, coupling, size):
+    """s(Y) of a constant labeling (J N c^2, N possibly symbolic) or of an explicit one."""
+    if len(assignment) == 1:
+        return coupling * size * assignment[0] ** 2
+    return ring_score(assignment, coupling)
 
 
 def ring_score_float(assignment, coupling: float) -> float:
@@ -267,8 +273,7 @@ class RingExactLikelihood(RingFamily):
         if size is None:
             value = None
         else:
-            own_score = coupling * size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling)
-            value = float(log_partition_eigen(labels, coupling, size) - _mpf(own_score))
+            value = float(log_partition_eigen(labels, coupling, size) - _mpf(labeling_score(assignment, coupling, size)))
         checks = [nll_answer_check(labels, coupling, assignment, size, answer, value)]
         steps[-1] = dataclasses.replace(steps[-1], checks=tuple(checks))
         return Derivation(problem or self.name, self.name, self.params_json(params), self.question(params),
@@ -419,7 +424,7 @@ def derive_exact_nll(labels, coupling, assignment, size):
     transfer = sp.Matrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
     transfer_symbol = sp.MatrixSymbol("T", k, k)
     ring_size = N if size is None else size
-    own_score = coupling * ring_size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling)
+    own_score = labeling_score(assignment, coupling, ring_size)
     eigenvalues = closed_form_eigenvalues(tuple(labels), coupling)
     trace_check = check_transfer_trace(tuple(labels), coupling)
     steps = [
@@ -451,7 +456,7 @@ def derive_exact_nll(labels, coupling, assignment, size):
     else:
         log_partition = sp.log(sp.Trace(sp.MatPow(transfer_symbol, ring_size)), evaluate=False)
     if len(assignment) == 1:  # J N c^2 at N = 1..6, whatever N was asked for
-        score_check = check_constant_score(labels, coupling, assignment[0], coupling * N * assignment[0] ** 2)
+        score_check = check_constant_score(labels, coupling, assignment[0], labeling_score(assignment, coupling, N))
     else:
         score_check = compare("score of the labeling: SymPy vs float loop", own_score,
                               ring_score_float([float(a) for a in assignment], float(coupling)))
@@ -626,8 +631,7 @@ def nll_answer_check(labels, coupling, assignment, size, answer, value) -> Check
     if len(labels) ** size <= ANSWER_ENUMERATION_LIMIT:
         return compare(f"brute force, N={size}", value, enumerate_nll(labels, coupling, labeling),
                        how="enumeration")
-    own_score = _mpf(coupling * size * assignment[0] ** 2 if len(assignment) == 1 else ring_score(assignment, coupling))
-    squared = float(log_partition_squaring(labels, coupling, size) - own_score)
+    squared = float(log_partition_squaring(labels, coupling, size) - _mpf(labeling_score(assignment, coupling, size)))
     return compare(f"tr(T^N) by repeated squaring, N={size}", value, squared, how="squaring")
 
 
