@@ -88,13 +88,10 @@ def phases(count: int, seed: int, figures: bool) -> tuple[list[tuple[str, float]
 
     start_cpu = cpu()
     marks = [("derive, check and render the sheets (2 workers)", time.perf_counter())]
-    workers = variants.Workers(count)
-    try:
-        results = variants.make_variants(seed, variants.numbered_ids(count), lambda steps: None, workers, figures)
-        marks.append(("pdflatex and pypdf split, manifest, Moodle XML", time.perf_counter()))
-        outputs = variants.assemble(seed, results, workers)
-    finally:
-        workers.close()  # joined, so the workers' CPU time is counted
+    # make_variants joins its workers, so their CPU time is counted
+    results = variants.make_variants(seed, variants.numbered_ids(count), lambda steps: None, with_figures=figures)
+    marks.append(("pdflatex and the pikepdf split, manifest, Moodle XML", time.perf_counter()))
+    outputs = variants.assemble(seed, results)
     marks.append(("write the files", time.perf_counter()))
     with tempfile.TemporaryDirectory() as out:
         variants.publish(Path(out, "variants"), outputs)

@@ -12,7 +12,7 @@ each distinct parameter set is derived once, and with several variants two forke
 workers share the derivations. The sheets are rendered with the exam's own templates.
 All question sheets go into one LaTeX document and the solution sheets into one or two
 (balanced so that both cores finish together); a figure that recurs is typeset once per
-document as a PDF form. pypdf splits the PDFs into per-variant files at the named
+document as a PDF form. pikepdf (qpdf) cuts the PDFs into per-variant files at the named
 destination each variant starts with. Everything is written into a temporary directory
 beside the target and moved into place at the end, so a failed or interrupted run leaves
 no half-written file.
@@ -472,8 +472,7 @@ def cpu_count() -> int:
 class Workers:
     """Two forked worker processes when there are two cores and several variants, else none.
 
-    They derive and render the variants (SymPy is single-threaded), then cut the compiled PDFs
-    into per-variant files while pdflatex runs on the other documents. Forked before any thread
+    They derive and render the variants (SymPy is single-threaded). Forked before any thread
     starts; every job returns plain data."""
 
     def __init__(self, count: int) -> None:
@@ -495,12 +494,6 @@ class Workers:
             return
         yield from self.pool.imap(_worker_job, jobs, chunksize=1)
 
-    def submit(self, function, *args):
-        """A handle whose get() gives function(*args), run in a worker when there are any."""
-        if self.pool is None:
-            return _Done(function(*args))
-        return self.pool.apply_async(function, args)
-
     def close(self) -> None:
         if self.pool is not None:
             self.pool.terminate()
@@ -512,14 +505,6 @@ def _ignore_interrupts() -> None:
     """Ctrl-C reaches the whole process group: the parent stops the workers and cleans up,
     so the workers themselves ignore it (no traceback from each)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@dataclass
-class _Done:
-    value: Any
-
-    def get(self) -> Any:
-        return self.value
 
 
 def make_variants(seed: int, students: list[Student], advance, workers: Workers | None = None,
@@ -571,55 +556,59 @@ def combined_document(preamble: str, results: list[VariantResult], bodies: list[
     return "".join(chunks)
 
 
-def page_ranges(reader, count: int) -> list[range]:
-    """Each variant's pages in a combined PDF, from its named destination to the next one."""
+def page_ranges(document, count: int) -> list[range]:
+    """Each variant's pages in a combined PDF (a pikepdf.Pdf), from its named destination
+    to the next one."""
+    import pikepdf
     starts: dict[int, int] = {}
-    for name, destination in reader.named_destinations.items():
-        if str(name).startswith(DEST_PREFIX):
-            starts[int(str(name)[len(DEST_PREFIX):])] = reader.get_destination_page_number(destination)
+    names = document.Root.get("/Names")
+    tree = names.get("/Dests") if names is not None else None
+    for name, destination in (pikepdf.NameTree(tree).items() if tree is not None else ()):
+        if name.startswith(DEST_PREFIX):
+            target = destination.D if isinstance(destination, pikepdf.Dictionary) else destination
+            starts[int(name[len(DEST_PREFIX):])] = pikepdf.Page(target[0]).index
     if sorted(starts) != list(range(count)):
         raise VariantError(f"the combined PDF has {len(starts)} variant markers, expected {count}")
-    firsts = [starts[index] for index in range(count)] + [len(reader.pages)]
+    firsts = [starts[index] for index in range(count)] + [len(document.pages)]
     ranges = [range(firsts[i], firsts[i + 1]) for i in range(count)]
     if any(len(pages) == 0 for pages in ranges):
         raise VariantError("a variant has no pages in the combined PDF")
     return ranges
 
 
-def split_pdf(pdf_bytes: bytes, count: int, first: int = 0, last: int | None = None) -> list[bytes]:
-    """Per-variant PDFs (variants first..last-1) cut from a combined one. pypdf writes no dates
-    or random IDs, so the bytes depend on the input only."""
-    import pypdf
-    reader = pypdf.PdfReader(io.BytesIO(pdf_bytes))
-    ranges = page_ranges(reader, count)
-    pieces = []
-    for pages in ranges[first:count if last is None else last]:
-        writer = pypdf.PdfWriter()
-        for number in pages:
-            writer.add_page(reader.pages[number])
-        pieces.append(_pdf_bytes(writer))
-    return pieces
+def split_pdf(pdf_bytes: bytes, count: int) -> list[bytes]:
+    """Per-variant PDFs cut from a combined one. qpdf (through pikepdf) copies the pages with
+    the fonts and forms they use; its file ID is a hash of the content, so the bytes depend
+    on the input only."""
+    import pikepdf
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as document:
+        pieces = []
+        for pages in page_ranges(document, count):
+            with pikepdf.new() as piece:
+                piece.pages.extend(document.pages[pages.start:pages.stop])
+                pieces.append(_pdf_bytes(piece))
+        return pieces
 
 
 def print_file(documents: list[tuple[bytes, int]]) -> bytes:
     """All variants of the compiled documents (PDF bytes, variant count) in one file, each padded
     to an even page count so that duplex printing starts every variant on a fresh sheet."""
-    import pypdf
-    printing = pypdf.PdfWriter()
-    for pdf_bytes, count in documents:
-        reader = pypdf.PdfReader(io.BytesIO(pdf_bytes))
-        for pages in page_ranges(reader, count):
-            for number in pages:
-                printing.add_page(reader.pages[number])
-            if len(pages) % 2:
-                box = reader.pages[pages[-1]].mediabox
-                printing.add_blank_page(width=box.width, height=box.height)
-    return _pdf_bytes(printing)
+    import pikepdf
+    with contextlib.ExitStack() as stack:
+        printing = stack.enter_context(pikepdf.new())
+        for pdf_bytes, count in documents:
+            document = stack.enter_context(pikepdf.open(io.BytesIO(pdf_bytes)))
+            for pages in page_ranges(document, count):
+                printing.pages.extend(document.pages[pages.start:pages.stop])
+                if len(pages) % 2:
+                    box = document.pages[pages[-1]].mediabox
+                    printing.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
+        return _pdf_bytes(printing)
 
 
-def _pdf_bytes(writer) -> bytes:
+def _pdf_bytes(document) -> bytes:
     buffer = io.BytesIO()
-    writer.write(buffer)
+    document.save(buffer, deterministic_id=True, compress_streams=True)
     return buffer.getvalue()
 
 
@@ -696,28 +685,18 @@ def build_variants(seed: int, count: int | None, out_dir: Path, roster: Path | N
     if not exam_problems():
         raise VariantError("no exam problems are registered")
     with progress_bar(progress, len(students) + 2) as advance:
-        workers = Workers(len(students))
-        try:
-            results = make_variants(seed, students, advance, workers, figures)
-            outputs = assemble(seed, results, workers)
-        finally:
-            workers.close()
+        results = make_variants(seed, students, advance, with_figures=figures)
+        outputs = assemble(seed, results)
         advance(1)
         files = publish(Path(out_dir), outputs)
         advance(1)
     return files
 
 
-def assemble(seed: int, results: list[VariantResult], workers: Workers | None = None) -> dict[str, bytes]:
+def assemble(seed: int, results: list[VariantResult]) -> dict[str, bytes]:
     """Compile, split and collect every output file (nothing is written here)."""
     from . import moodle
-    own = workers is None
-    workers = workers or Workers(0)
-    try:
-        questions, solutions, questions_print, solutions_print = compile_sheets(results, workers)
-    finally:
-        if own:
-            workers.close()
+    questions, solutions, questions_print, solutions_print = compile_sheets(results)
     outputs: dict[str, bytes] = {}
     for index, result in enumerate(results):
         contents = [questions[index], result.questions_md.encode("utf-8"),
@@ -732,13 +711,12 @@ def assemble(seed: int, results: list[VariantResult], workers: Workers | None = 
     return outputs
 
 
-def compile_sheets(results: list[VariantResult], workers: Workers) -> tuple[list[bytes], list[bytes], bytes, bytes]:
+def compile_sheets(results: list[VariantResult]) -> tuple[list[bytes], list[bytes], bytes, bytes]:
     """The per-variant question and solution PDFs and the two print files.
 
-    pdflatex is single-threaded. The longest solution document starts first; the question
-    document and the rest of the solutions share the other core. As each document comes out
-    of pdflatex, the workers cut it into per-variant files (two halves at once) while the
-    other documents are still compiling."""
+    pdflatex is single-threaded: the longest solution document starts first, and the question
+    document and the rest of the solutions share the other core. Each document is cut into
+    per-variant files in its own thread as soon as it comes out of pdflatex."""
     preamble = results[0].preamble
     if any(result.preamble != preamble for result in results):
         raise VariantError("the variant sheets have different LaTeX preambles")
@@ -748,12 +726,9 @@ def compile_sheets(results: list[VariantResult], workers: Workers) -> tuple[list
                                           chunk_figures(results[a:b])) for a, b in chunks]
     timeout = pdf.TIMEOUT_SECONDS + 2 * len(results)
 
-    def compile_and_split(source: str, count: int) -> tuple[bytes, list]:
-        """Compile, and hand the split to the workers without waiting (the thread moves on)."""
+    def compile_and_split(source: str, count: int) -> tuple[bytes, list[bytes]]:
         data = pdf.compile_pdf(source, timeout)
-        middle = count // 2 if workers.parallel and count >= 2 else count
-        return data, [workers.submit(split_pdf, data, count, first, last)
-                      for first, last in ((0, middle), (middle, count)) if last > first]
+        return data, split_pdf(data, count)
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -764,15 +739,14 @@ def compile_sheets(results: list[VariantResult], workers: Workers) -> tuple[list
             for index in order[1:]:
                 jobs[index] = pool.submit(compile_and_split, solution_sources[index],
                                           chunks[index][1] - chunks[index][0])
-            questions_pdf, questions_halves = questions_job.result()
-            questions_print = workers.submit(print_file, [(questions_pdf, len(results))])
+            questions_pdf, questions = questions_job.result()
+            questions_print = print_file([(questions_pdf, len(results))])
             compiled = [jobs[index].result() for index in range(len(chunks))]
-        solutions_print = workers.submit(print_file, [(data, b - a) for (data, _), (a, b) in zip(compiled, chunks)])
-        questions = [piece for half in questions_halves for piece in half.get()]
-        solutions = [piece for _, halves in compiled for half in halves for piece in half.get()]
-        return questions, solutions, questions_print.get(), solutions_print.get()
     except pdf.LatexError as failure:
         raise VariantError(str(failure)) from None
+    solutions_print = print_file([(data, b - a) for (data, _), (a, b) in zip(compiled, chunks)])
+    solutions = [piece for _, pieces in compiled for piece in pieces]
+    return questions, solutions, questions_print, solutions_print
 
 
 def answer_key(results: list[VariantResult]) -> str:
