@@ -5,11 +5,12 @@ number already formatted, every user string already escaped.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
-from pylatexenc.latexencode import unicode_to_latex
+from pylatexenc.latexencode import UnicodeToLatexEncoder
 
 from derivations.core import Derivation, ExamProblem
 
@@ -17,9 +18,18 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 EXAM_TITLE = "TTIC 31230 Fundamentals of Deep Learning, Autumn 2021, Exam 3"
 
 
+_ENCODER = UnicodeToLatexEncoder(non_ascii_only=False, unknown_char_policy="replace")
+
+
+@functools.lru_cache(maxsize=4096)
+def _escaped(text: str) -> str:
+    return _ENCODER.unicode_to_latex(text)
+
+
 def latex_escape(text: str) -> str:
-    """User and plain text made safe for LaTeX: every special character becomes a macro."""
-    return unicode_to_latex(str(text), non_ascii_only=False, unknown_char_policy="replace")
+    """User and plain text made safe for LaTeX: every special character becomes a macro.
+    Cached: the same titles and step names recur on every sheet of a variant run."""
+    return _escaped(str(text))
 
 
 def _environment(**delimiters) -> jinja2.Environment:
