@@ -44,8 +44,15 @@ PARTITION = Notation("Z", r"Z")
 SITE_CONDITIONAL = Notation("P(Y[n] | Y/n)", r"P\left(\mathcal{Y}[n] \mid \mathcal{Y}/n\right)")
 
 
+@functools.lru_cache(maxsize=256)
+def label_latex(label) -> str:
+    """to_latex of one label (a SymPy number), printed once: labels recur in every question and figure."""
+    return to_latex(label)
+
+
+@functools.lru_cache(maxsize=64)
 def score_changed_at_site(label) -> Notation:
-    shown = to_latex(label)
+    shown = label_latex(label)
     return Notation(f"s(Y[n={label}])", r"s(\mathcal{Y}[n=" + shown + "])")
 
 
@@ -76,6 +83,7 @@ def score_latex(coupling) -> str:
     return to_latex(sp.Eq(SCORE, score_definition(coupling)))
 
 
+@functools.lru_cache(maxsize=64)
 def score_definition(coupling):
     """The displayed definition of s(Y), with N symbolic."""
     ring = sp.Sum(Y[n] * Y[n + 1], (n, 0, N - 2)) + Y[N - 1] * Y[0]
@@ -84,18 +92,45 @@ def score_definition(coupling):
 
 # ------------------------------------------------------- independent numeric paths
 
+@functools.lru_cache(maxsize=64)
+def _enumerated_chains(labels_f: tuple, size: int) -> tuple[list, list, list]:
+    """For every labeling of `size` sites, in itertools.product order: the open-chain sum
+    Y[0]Y[1] + ... + Y[N-2]Y[N-1] (added left to right, as ring_score_float adds it), Y[N-1]
+    and Y[0]. Built by appending one site to every shorter labeling; J does not enter."""
+    if size == 1:
+        return [0] * len(labels_f), list(labels_f), list(labels_f)
+    chains, lasts, firsts = _enumerated_chains(labels_f, size - 1)
+    return ([chain + last * label for chain, last in zip(chains, lasts) for label in labels_f],
+            list(labels_f) * len(lasts),
+            [first for first in firsts for _ in labels_f])
+
+
+@functools.lru_cache(maxsize=128)
+def enumerated_weights(labels: tuple, coupling, size: int) -> tuple[list, float]:
+    """e^{s(Y)} for every one of the |L|^N labelings in itertools.product order, and their sum Z,
+    shared by every check that enumerates this ring (a list, not a dict, to keep the cache small).
+    Same float arithmetic, in the same order, as ring_score_float."""
+    coupling_f = float(coupling)
+    exp = math.exp
+    chains, lasts, firsts = _enumerated_chains(tuple(float(label) for label in labels), size)
+    weights = [exp(coupling_f * (chain + last * first)) for chain, last, first in zip(chains, lasts, firsts)]
+    return weights, sum(weights)
+
+
 def enumerate_pseudo_nll(labels, coupling, assignment) -> float:
     """-ln PL by brute force: every conditional from the enumerated joint distribution."""
     labels_f = [float(label) for label in labels]
-    coupling_f = float(coupling)
-    size = len(assignment)
-    weights = {config: math.exp(ring_score_float(config, coupling_f))
-               for config in itertools.product(labels_f, repeat=size)}
-    total = sum(weights.values())
-    point = tuple(float(label) for label in assignment)
+    k, size = len(labels_f), len(assignment)
+    weights, total = enumerated_weights(tuple(labels), coupling, size)
+    digits = [labels_f.index(float(label)) for label in assignment]
+    point = 0  # the labeling's position in product order: its digits in base |L|
+    for digit in digits:
+        point = point * k + digit
     result = 0.0
     for site in range(size):
-        neighbourhood = sum(weights[point[:site] + (label,) + point[site + 1:]] for label in labels_f)
+        place = k ** (size - 1 - site)
+        others = point - digits[site] * place
+        neighbourhood = sum(weights[others + j * place] for j in range(k))
         result -= math.log((weights[point] / total) / (neighbourhood / total))
     return result
 
@@ -145,10 +180,17 @@ def _mpf(value):
     return mpmath.mpf(int(value.p)) / int(value.q)
 
 
+@functools.lru_cache(maxsize=256)
+def transfer_eigenvalues(labels: tuple, coupling) -> tuple:
+    """The eigenvalues of T at 40 digits, computed once per (labels, J) and shared by every N."""
+    with mpmath.workdps(40):
+        return tuple(mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True))
+
+
 def log_partition_eigen(labels, coupling, size: int):
     """ln Z = ln sum_i lambda_i^N from the eigenvalues of the symmetric T (mpmath)."""
+    eigenvalues = transfer_eigenvalues(tuple(labels), coupling)
     with mpmath.workdps(40):
-        eigenvalues = mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True)
         return mpmath.log(mpmath.fsum(value ** size for value in eigenvalues))
 
 
@@ -222,13 +264,13 @@ class RingFamily(Family):
                 "J": rng.choice(["1", "1/2", "2", "-1", "-1/2"])}
 
     def question(self, params: dict) -> str:
-        labels = ", ".join(to_latex(label) for label in params["labels"])
+        labels = ", ".join(label_latex(label) for label in params["labels"])
         size = "N" if params["N"] is None else str(params["N"])
         coupling = params["J"]
         score = score_latex(coupling)
         assignment = params["assignment"]
         if len(assignment) == 1:
-            labeling = f"the constant labeling $\\mathcal{{Y}}[n] = {to_latex(assignment[0])}$ for every $n$"
+            labeling = f"the constant labeling $\\mathcal{{Y}}[n] = {label_latex(assignment[0])}$ for every $n$"
         else:
             labeling = "the labeling $\\mathcal{Y} = " + to_latex(tuple(assignment)) + "$"
         return (f"A ring of ${size}$ sites carries labels $\\mathcal{{Y}}[n] \\in \\{{{labels}\\}}$ "
@@ -252,7 +294,7 @@ class RingPseudoLikelihood(RingFamily):
         else:
             steps, answer, remarks, tables = derive_explicit_pl(labels, coupling, assignment)
         value = numeric_value(answer)
-        checks = [pl_answer_check(labels, coupling, assignment, params["N"], answer)]
+        checks = [pl_answer_check(labels, coupling, assignment, params["N"], answer, value)]
         return Derivation(problem or self.name, self.name, self.params_json(params), self.question(params),
                           steps, answer, value, checks, remarks, tables,
                           ring_figure(assignment, params["N"]))
@@ -284,7 +326,7 @@ class RingExactLikelihood(RingFamily):
 
 def _common_definitions(labels, coupling, symbolic_pl_check: tuple[Check, ...]):
     score_check = check_score_definition(coupling)
-    partition_terms = sp.Add(*[sp.exp(score_changed_at_site(b)) for b in labels], evaluate=False)
+    partition_terms = _partition_terms(tuple(labels))
     return [
         Step(StepKind.DEFINITION, "score", SCORE, (score_definition(coupling),),
              "The score adds $J$ times the product of each neighbouring pair around the ring.",
@@ -300,13 +342,25 @@ def _common_definitions(labels, coupling, symbolic_pl_check: tuple[Check, ...]):
     ]
 
 
+@functools.lru_cache(maxsize=64)
+def _partition_terms(labels: tuple):
+    return sp.Add(*[sp.exp(score_changed_at_site(b)) for b in labels], evaluate=False)
+
+
 def derive_constant_pl(labels, coupling, label, size):
     """Closed form in N for the constant labeling Y[n] = label, and the case N = 1."""
     steps, general, single_site, remarks, tables = constant_pl_symbolic(tuple(labels), coupling, label)
     if size is None:
         return list(steps), general, list(remarks), list(tables)
-    answer = single_site if size == 1 else general.subs(N, size)
+    answer = single_site if size == 1 else general.xreplace({N: size})  # = subs(N, size), cheaper
     return list(steps), answer, list(remarks), list(tables)
+
+
+def log_of_exponentials(total):
+    """sp.log(total) for a sum of real exponentials. SymPy's log.eval returns nothing for such a
+    (positive, real) sum, so building the log unevaluated gives the same object without its
+    assumption queries; anything else (a lone number such as 3) goes through log.eval."""
+    return sp.log(total, evaluate=False) if total.is_Add else sp.log(total)
 
 
 @functools.lru_cache(maxsize=256)
@@ -314,13 +368,15 @@ def constant_pl_symbolic(labels: tuple, coupling, label):
     """The symbolic derivation, done once per (labels, J, label) and shared by every N."""
     per_site_changes = {b: coupling * 2 * label * (b - label) for b in labels}  # N >= 2
     own_score = coupling * N * label ** 2
-    changed_scores = {b: sp.expand(own_score + change) for b, change in per_site_changes.items()}
+    # J c^2 N + (a number): already in expanded form, so no expand() is needed.
+    changed_scores = {b: own_score + change for b, change in per_site_changes.items()}
     site_sum = sp.Add(*[sp.exp(change) for change in per_site_changes.values()])
     site_partition = sp.Add(*[sp.exp(s) for s in changed_scores.values()])
     # e^{s(Y)} / Z_n with the common factor e^{s(Y)} cancelled (the factored Z_n below shows it).
     conditional = 1 / site_sum
-    general = N * sp.log(site_sum)
-    single_site = sp.log(sp.Add(*[sp.exp(coupling * (b ** 2 - label ** 2)) for b in labels]))
+    per_site_log = log_of_exponentials(site_sum)
+    general = N * per_site_log
+    single_site = log_of_exponentials(sp.Add(*[sp.exp(coupling * (b ** 2 - label ** 2)) for b in labels]))
 
     enum_check = pl_enumeration_check(labels, coupling, label, general, single_site)
     steps = _common_definitions(labels, coupling, (enum_check,))
@@ -346,11 +402,12 @@ def constant_pl_symbolic(labels: tuple, coupling, label):
                       "Each site's conditional is $e^{s(\\mathcal{Y})}/Z_n$, the same at every site.",
                       (check_site_conditional(labels, coupling, label, conditional),),
                       approximation=rounded(conditional)))
-    per_site = float(sp.N(sp.log(site_sum), 20))
+    per_site = float(sp.N(per_site_log, 20))
     steps.append(Step(StepKind.RESULT, "negative log pseudo-likelihood", NEG_LOG_PL,
                       (general,),
                       "Summing $-\\ln$ of the $N$ equal conditionals gives $N$ times one of them; "
-                      "this holds for every $N \\ge 2$.", (enum_check,), approximation=rounded(general)))
+                      "this holds for every $N \\ge 2$.", (enum_check,),
+                      approximation=rounded(per_site_log) * N))  # = rounded(general), without its Poly
     steps.append(Step(StepKind.RESULT, "the one-site ring", Notation("-ln PL(Y) at N=1",
                       r"-\ln \tilde{P}(\mathcal{Y})\big|_{N=1}"),
                       (single_site,),
@@ -358,8 +415,9 @@ def constant_pl_symbolic(labels: tuple, coupling, label):
                       "square, not a pair of neighbours, sets $Z_0$.", (enum_check,),
                       approximation=rounded(single_site)))
 
-    remarks = constant_pl_remarks(labels, coupling, label, general, single_site, per_site)
-    tables = [likelihood_comparison(labels, coupling, label, general, single_site)]
+    single_value = float(sp.N(single_site, 20))
+    remarks = constant_pl_remarks(labels, coupling, label, general, single_site, per_site, single_value)
+    tables = [likelihood_comparison(labels, coupling, label, per_site_log, single_value)]
     return tuple(steps), general, single_site, tuple(remarks), tuple(tables)
 
 
@@ -484,6 +542,49 @@ def closed_form_eigenvalues(labels: tuple, coupling):
 
 # --------------------------------------------------------------------- checks
 
+class _NotFloatable(Exception):
+    pass
+
+
+def float_at(expr, size=None) -> float:
+    """float(expr) with N = size: a derived closed form evaluated in doubles by walking its tree,
+    for the checks (SymPy's evalf costs ~0.1 ms a call, and a derivation needs a dozen). The
+    forms checked this way are sums of exponentials, their logs, reciprocals and multiples: no
+    cancellation, so doubles agree with SymPy far below the 1e-9 of a check. Any other node,
+    or an overflow, goes to SymPy's own float()."""
+    try:
+        value = _float_tree(expr, size)
+        if isinstance(value, float):  # not a complex from a negative base's fractional power
+            return value
+    except (_NotFloatable, ArithmeticError, ValueError, TypeError, AttributeError):
+        pass
+    return float(expr if size is None else expr.xreplace({N: size}))
+
+
+def _float_tree(expr, size) -> float:
+    if expr.is_Rational:
+        return float(expr)
+    if expr.is_Symbol and expr == N and size is not None:
+        return float(size)
+    if expr is sp.E:
+        return math.e
+    if expr.is_Add:
+        return math.fsum(_float_tree(arg, size) for arg in expr.args)
+    if expr.is_Mul:
+        product = 1.0
+        for arg in expr.args:
+            product *= _float_tree(arg, size)
+        return product
+    if expr.is_Pow:
+        return _float_tree(expr.base, size) ** _float_tree(expr.exp, size)
+    if isinstance(expr, sp.exp):
+        return math.exp(_float_tree(expr.args[0], size))
+    if isinstance(expr, sp.log) and len(expr.args) == 1:
+        return math.log(_float_tree(expr.args[0], size))
+    raise _NotFloatable(expr)
+
+
+@functools.lru_cache(maxsize=64)
 def check_score_definition(coupling) -> Check:
     """The displayed Sum, expanded by SymPy at N = 5, against the float loop on a fixed labeling."""
     labeling = [1, -1, 0, 1, 1]
@@ -494,21 +595,21 @@ def check_score_definition(coupling) -> Check:
 
 
 def check_constant_score(labels, coupling, label, own_score) -> Check:
-    derived = [own_score.subs(N, size) for size in SMALL_RINGS]
+    derived = [own_score.xreplace({N: size}) for size in SMALL_RINGS]
     direct = [ring_score_float([float(label)] * size, float(coupling)) for size in SMALL_RINGS]
     return compare("score of the constant labeling, N=1..6", derived, direct, how="direct")
 
 
 def check_changed_score(coupling, label, b, changed) -> Check:
     sizes = range(2, 7)
-    derived = [changed.subs(N, size) for size in sizes]
+    derived = [changed.xreplace({N: size}) for size in sizes]
     direct = [ring_score_float([float(b)] + [float(label)] * (size - 1), float(coupling)) for size in sizes]
     return compare(f"score with one site set to {b}, N=2..6", derived, direct, how="direct")
 
 
 def check_site_partition(labels, coupling, label, site_partition) -> Check:
     sizes = range(2, 7)
-    derived = [site_partition.subs(N, size) for size in sizes]
+    derived = [float_at(site_partition, size) for size in sizes]
     direct = [sum(math.exp(ring_score_float([float(b)] + [float(label)] * (size - 1), float(coupling)))
                   for b in labels) for size in sizes]
     return compare("Z_n by summing over the site's labels, N=2..6", derived, direct, how="direct")
@@ -517,10 +618,11 @@ def check_site_partition(labels, coupling, label, site_partition) -> Check:
 def check_site_conditional(labels, coupling, label, conditional) -> Check:
     """The conditional at site 0 from the enumerated joint distribution, N=2..6."""
     derived, direct = [], []
+    value = float_at(conditional)  # the same expression at every N
     for size in range(2, 7):
         if len(labels) ** size > ENUMERATION_LIMIT:
             break
-        derived.append(conditional)
+        derived.append(value)
         nll_at_site = enumerate_constant_pseudo_nll(tuple(labels), coupling, label, size) / size
         direct.append(math.exp(-nll_at_site))
     return compare("site conditional vs enumerated joint, N=2..6", derived, direct, how="enumeration")
@@ -532,7 +634,7 @@ def pl_enumeration_check(labels, coupling, label, general, single_site) -> Check
     for size in SMALL_RINGS:
         if len(labels) ** size > ENUMERATION_LIMIT:
             break
-        derived.append(single_site if size == 1 else general.subs(N, size))
+        derived.append(float_at(single_site) if size == 1 else float_at(general, size))
         direct.append(enumerate_constant_pseudo_nll(tuple(labels), coupling, label, size))
     return compare(f"brute force, N=1..{len(derived)}", derived, direct, how="enumeration")
 
@@ -545,13 +647,15 @@ def pl_explicit_check(labels, coupling, assignment, answer) -> Check:
                    direct_pseudo_nll(labels, coupling, assignment), how="direct")
 
 
-def pl_answer_check(labels, coupling, assignment, size, answer) -> Check:
-    """The final answer at the requested N, by an independent path that scales with N."""
+def pl_answer_check(labels, coupling, assignment, size, answer, value) -> Check:
+    """The final answer at the requested N, by an independent path that scales with N.
+    `value` is the answer's own reported value (numeric_value(answer)), None for symbolic N."""
     if size is None:
         return pl_enumeration_check(labels, coupling, assignment[0],
                                     answer, sp.log(sp.Add(*[sp.exp(coupling * (b ** 2 - assignment[0] ** 2))
                                                             for b in labels])))
     labeling = assignment * size if len(assignment) == 1 else assignment
+    answer = value  # the answer evaluated once (to 30 digits), not again here
     if size <= 400:  # the brute-force path runs in the symbolic checks; here re-score the literal ring
         return compare(f"re-scoring the ring per site, N={size}", answer,
                        direct_pseudo_nll(labels, coupling, labeling), how="direct")
@@ -580,11 +684,9 @@ def check_local_change(labels, coupling, assignment, local) -> Check:
     return compare(f"local score change at site {site} vs re-scoring", derived, direct, how="re-scored")
 
 
-@functools.lru_cache(maxsize=1024)
 def enumerated_partition(labels: tuple, coupling, size: int) -> float:
     """Z = sum over all |L|^N labelings of e^{s(Y)}, by brute force."""
-    return sum(math.exp(ring_score_float(config, float(coupling)))
-               for config in itertools.product([float(x) for x in labels], repeat=size))
+    return enumerated_weights(tuple(labels), coupling, size)[1]
 
 
 def enumerable_sizes(labels) -> list[int]:
@@ -637,23 +739,35 @@ def nll_answer_check(labels, coupling, assignment, size, answer, value) -> Check
 
 # ------------------------------------------------------------- sheet material
 
-def likelihood_comparison(labels, coupling, label, general, single_site) -> Table:
+TABLE_SIZES = (1, 2, 3, 4, 6, 10, 100)
+
+
+@functools.lru_cache(maxsize=256)
+def table_log_partitions(labels: tuple, coupling) -> tuple:
+    """ln Z at every table size; it depends on (labels, J) only, not on the labeling."""
+    return tuple(log_partition_eigen(labels, coupling, size) for size in TABLE_SIZES)
+
+
+def likelihood_comparison(labels, coupling, label, per_site_log, single_value) -> Table:
+    """-ln PL is single_value at N = 1 and N * per_site_log for N >= 2 (the general formula)."""
     rows = []
-    for size in (1, 2, 3, 4, 6, 10, 100):
-        pseudo = single_site if size == 1 else general.subs(N, size)
+    per_site = sp.N(per_site_log, 30)  # 30 digits, so N * per_site is good to far below 4 decimals
+    for size, log_partition in zip(TABLE_SIZES, table_log_partitions(tuple(labels), coupling)):
+        pseudo = single_value if size == 1 else float(size * per_site)
         own_score = _mpf(coupling * size * label ** 2)
-        exact = float(log_partition_eigen(labels, coupling, size) - own_score)
-        rows.append((str(size), f"{float(sp.N(pseudo, 20)):.4f}", f"{exact:.4f}"))
+        exact = float(log_partition - own_score)
+        rows.append((str(size), f"{pseudo:.4f}", f"{exact:.4f}"))
     return Table("Pseudo-likelihood against the exact likelihood (transfer matrix)",
                  ("$N$", "$-\\ln \\tilde{P}(\\mathcal{Y})$", "$-\\ln P(\\mathcal{Y})$"), tuple(rows))
 
 
-def constant_pl_remarks(labels, coupling, label, general, single_site, per_site):
+def constant_pl_remarks(labels, coupling, label, general, single_site, per_site, single_value):
+    """per_site and single_value are general at N = 1 and single_site, evaluated to 20 digits."""
     remarks = [Remark("note", (
         f"The formula ${to_latex(general)}$ needs two distinct neighbours per site, or one neighbour "
         f"counted twice ($N = 2$). At $N = 1$ the answer is ${to_latex(single_site)} \\approx "
-        f"{float(sp.N(single_site, 20)):.4f}$ instead of ${to_latex(general.subs(N, 1))} \\approx "
-        f"{float(sp.N(general.subs(N, 1), 20)):.4f}$."))]
+        f"{single_value:.4f}$ instead of ${to_latex(general.subs(N, 1))} \\approx "
+        f"{per_site:.4f}$."))]
     exam_setting = list(labels) == [-1, 0, 1] and coupling == 1
     if exam_setting and label == 0:
         key_value = sp.log(sp.Rational(1, 3))
@@ -686,7 +800,7 @@ def ring_figure(assignment, size) -> Figure:
         names = [str(i) for i in range(sites - 2)] + ["N-2", "N-1"]
     return Figure("ring", "The ring: each site interacts with its two neighbours; site $n$ and its "
                   "neighbours are marked.",
-                  {"sites": [{"name": name, "label": to_latex(label), "angle": 90 - 360 * i / sites,
+                  {"sites": [{"name": name, "label": label_latex(label), "angle": 90 - 360 * i / sites,
                               "focus": i == 0, "neighbour": sites > 1 and i in (1, sites - 1)}
                              for i, (name, label) in enumerate(zip(names, labeling))],
                    "symbolic": size is None or size > 12})

@@ -1,4 +1,5 @@
 """Ring MRF families against brute-force enumeration and the exam's numbers."""
+import itertools
 import math
 
 import pytest
@@ -6,8 +7,8 @@ import sympy as sp
 from hypothesis import given, settings, strategies as st
 
 from derivations import solve
-from derivations.ring import (N, direct_pseudo_nll, enumerate_nll, enumerate_pseudo_nll,
-                              log_partition_eigen, log_partition_squaring)
+from derivations.ring import (N, direct_pseudo_nll, enumerate_nll, enumerate_pseudo_nll, float_at,
+                              log_of_exponentials, log_partition_eigen, log_partition_squaring)
 from derivations.values import ParameterError
 
 
@@ -123,6 +124,38 @@ def test_transfer_matrix_paths_agree_with_negative_coupling_and_odd_n():
         a = log_partition_eigen([-1, 1], sp.Integer(-2), size)
         b = log_partition_squaring([-1, 1], sp.Integer(-2), size)
         assert math.isclose(float(a), float(b), rel_tol=1e-12)
+
+
+def test_shared_enumeration_matches_a_plain_brute_force():
+    # enumerate_pseudo_nll reads a cached list of weights built site by site; recompute from scratch.
+    def plain(labels, coupling, assignment):
+        def score(config):
+            return coupling * (sum(config[i] * config[i + 1] for i in range(len(config) - 1))
+                               + config[-1] * config[0])
+        weights = {c: math.exp(score(c)) for c in itertools.product(labels, repeat=len(assignment))}
+        point = tuple(assignment)
+        return -sum(math.log(weights[point] / sum(weights[point[:i] + (b,) + point[i + 1:]] for b in labels))
+                    for i in range(len(point)))
+    for labels, coupling, assignment in [([-1, 0, 1], 1.0, [1, 0, -1, 1]), ([0, 1, 2], -0.5, [2, 2, 0, 1, 2]),
+                                         ([-1, 1], 2.0, [1]), ([-2, 0, 1, 3], 0.3, [3, -2, 0])]:
+        derived = enumerate_pseudo_nll(labels, sp.Rational(str(coupling)), assignment)
+        assert math.isclose(derived, plain(labels, coupling, assignment), rel_tol=1e-12)
+
+
+def test_float_evaluation_of_checked_forms_matches_sympy():
+    forms = [N * sp.log(1 + sp.exp(-2) + sp.exp(-4)), 1 / (sp.E + 2 + sp.exp(sp.Rational(-1, 2))),
+             sp.exp(2 * N - 4) + sp.exp(2 * N) + sp.exp(N / 2 + 4), sp.Rational(-7, 3) * N + 2, sp.pi * N]
+    for form in forms:
+        for size in (1, 2, 5):
+            assert math.isclose(float_at(form, size), float(form.subs(N, size)), rel_tol=1e-13)
+    assert float_at(sp.exp(1000 * N), 3) == float(sp.exp(3000))  # overflow: SymPy's own float()
+    with pytest.raises(TypeError):
+        float_at(N * sp.log(3))  # N left symbolic
+
+
+def test_unevaluated_log_of_a_sum_is_the_evaluated_one():
+    for total in (1 + sp.exp(-2) + sp.exp(-4), sp.E + 2 + sp.exp(sp.Rational(-1, 2)), sp.Integer(3), sp.Integer(1)):
+        assert sp.srepr(log_of_exponentials(total)) == sp.srepr(sp.log(total))
 
 
 def test_large_explicit_ring_uses_direct_rescoring():
