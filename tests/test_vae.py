@@ -25,19 +25,24 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 
 CACHED = (vae.reparam_model, vae.reparam_general_steps, vae.gradient_general_steps, vae._vectorised_forward,
           vae.noise_mass_check, vae.kl_model, vae.kl_general_steps, vae.gaussian_entropy,
-          vae._gaussian_entropy_lambda, vae.toy_decoder, vae._built)
+          vae._gaussian_entropy_lambda, vae.toy_decoder, vae._built, vae.reparam_location_checks,
+          vae.quantile_transform, vae._kernel_latex, vae._reparam_key_text, vae._reparam_note_texts,
+          vae._weighted_gaussian, vae._weighted_entropy, vae.mixture_entropy_by_components,
+          vae.gaussian_entropy_check_quad)
 
 
 @pytest.fixture
 def fresh_caches(monkeypatch):
     """Set up after monkeypatch and torn down before it is undone: no result derived with a patched
     function outlives the patch, and none derived before it is reused under it."""
-    def clear():
-        for function in CACHED:
-            function.cache_clear()
-    clear()
+    clear_caches()
     yield
-    clear()
+    clear_caches()
+
+
+def clear_caches():
+    for function in CACHED:
+        function.cache_clear()
 
 
 # ----------------------------------------------------- test-only independent paths
@@ -294,6 +299,82 @@ def test_sampling_tolerance_is_stated_and_seeded():
     assert [c.detail for c in first.all_checks] == [c.detail for c in second.all_checks]
     rate = next(c for c in solve("3c").all_checks if c.name.startswith("Monte Carlo E[ln p(z|s)/p(z)]"))
     assert "empirical Bernstein" in rate.detail
+
+
+# ------------------------------------------------- cheaper paths give the same results
+
+def test_standard_moments_match_default_integration():
+    """The moments by differentiation under the integral sign equal SymPy's default integration."""
+    t = vae.T
+    for k in range(5):
+        default = sp.integrate(t ** k * sp.exp(-t ** 2 / 2) / sp.sqrt(2 * sp.pi), (t, -sp.oo, sp.oo))
+        assert vae.standard_moment(k) == default, k
+
+
+def test_gaussian_terms_are_built_as_before():
+    """The marginal's terms, built from the general density by xreplace, match a direct build exactly."""
+    values = [(sp.Rational(k, 2), v) for k in range(-7, 8)
+              for v in (sp.Rational(1, 4), sp.Integer(1), sp.Integer(4), sp.Integer(9), sp.Rational(3, 8),
+                        sp.Integer(2), sp.Rational(1, 10 ** 6), sp.Integer(10 ** 6), sp.Rational(27, 50))]
+    for mean, variance in values:
+        assert sp.srepr(vae._gaussian_at(mean, variance)) == sp.srepr(vae.gaussian(vae.Z, mean, variance))
+
+
+def test_mixture_entropy_matches_the_general_integrand_bit_for_bit():
+    """The written-out integrands for 1-3 messages give the very floats of the general one."""
+    def general(mixture):
+        coefficients = [(w / math.sqrt(2 * math.pi * v), m, -1 / (2 * v))
+                        for w, m, v in zip(mixture.weights, mixture.means, mixture.variances)]
+
+        def integrand(z):
+            p = sum(c * math.exp(k * (z - m) ** 2) for c, m, k in coefficients)
+            return -p * math.log(p) if p > 0 else 0.0
+        value, error = mpmath.fp.quad(integrand, mixture.breakpoints(vae.MAIN_SPLITS), error=True)
+        return float(value), float(error)
+    rng = random.Random(3)
+    for count in (1, 2, 3, 4):
+        for _ in range(4):
+            weights = [Fraction(rng.randint(1, 5)) for _ in range(count)]
+            weights = [w / sum(weights) for w in weights]
+            means = [Fraction(rng.randint(-12, 12), 2) for _ in range(count)]
+            variances = [rng.choice([Fraction(1, 4), Fraction(1), Fraction(4), Fraction(1, 16)]) for _ in range(count)]
+            mixture = vae.Mixture.of(weights, means, variances)
+            assert vae.mixture_entropy(mixture) == general(mixture)
+
+
+@pytest.mark.parametrize("zhat, sigma2, eps", [("1/2", "4", "3/10"), ("0", "1", "0"), ("-3", "1/4", "-3/2"),
+                                               ("2", "9", "8"), ("1", "2", "9"), ("0", "1", "-39"),
+                                               ("0", "1", "100"), ("-1000000", "1000000", "-100"),
+                                               ("5", "1/1000000", "37")])
+def test_quantile_transform_agrees_with_a_40_digit_root(zhat, sigma2, eps):
+    """The 20-digit quantile transform (float start where Phi(eps) is a float in (0, 1)) matches
+    F^-1(Phi(eps)) solved at 40 digits from a start that knows nothing of the answer."""
+    values = [sp.Rational(x) for x in (zhat, sigma2, eps)]
+    fast = vae.quantile_transform(*values)
+    with mpmath.workdps(40):
+        zh, v, e = (mpmath.mpf(Fraction(str(x)).numerator) / Fraction(str(x)).denominator for x in values)
+        tail = -abs(e) / mpmath.sqrt(2)
+        target = mpmath.log(mpmath.erfc(-tail))
+        sign = 1 if e > 0 else -1
+
+        def equation(t):
+            return mpmath.log(mpmath.erfc(sign * (t - zh) / mpmath.sqrt(2 * v))) - target
+        reference = mpmath.findroot(equation, (zh, zh + sign))
+        assert abs(fast - reference) <= mpmath.mpf(10) ** -15 * max(1, abs(reference))
+
+
+def test_location_checks_are_shared_but_not_stale(monkeypatch, fresh_caches):
+    """Parameter sets sharing (zhat, sigma2) share the eps-free checks; a patched model recomputes them."""
+    first = solve("vae-reparam", {"zhat": "1/2", "sigma2": "4", "eps": "3/10"})
+    second = solve("vae-reparam", {"zhat": "1/2", "sigma2": "4", "eps": "-1"})
+    shared = "sample variance of z = g(eps) is sigma2"
+    assert next(c for c in first.all_checks if c.name == shared) is next(c for c in second.all_checks
+                                                                          if c.name == shared)
+    clear_caches()
+    monkeypatch.setattr(vae, "reparam_map", lambda zhat, sigma2, eps: zhat + sigma2 * eps)
+    names = failing(solve("vae-reparam", {"zhat": "1/2", "sigma2": "4", "eps": "3/10"}))
+    assert "p_z vs the stated kernel over its quadrature mass, 3 points" in names
+    assert "sample variance of z = g(eps) is sigma2" in names
 
 
 # ------------------------------------------------------------------ bad input
