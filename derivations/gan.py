@@ -212,6 +212,47 @@ class Sampler:
                 return word
         raise ValueError(f"eps = {eps} is outside every branch of the sampler")
 
+    def words_at(self, scaled, unit: int) -> list[int]:
+        """word() at the noises scaled[k] / unit, in integers: the same comparisons, a common denominator."""
+        common = math.lcm(unit, *[end.denominator for _, low, high, _, _ in self.table for end in (low, high)])
+        rows = [(word, low.numerator * (common // low.denominator), high.numerator * (common // high.denominator),
+                 left_open, right_open) for word, low, high, left_open, right_open in self.table]
+        words = []
+        for point in scaled:
+            at = point * (common // unit)
+            for word, low, high, left_open, right_open in rows:
+                if (at > low if left_open else at >= low) and (at < high if right_open else at <= high):
+                    words.append(word)
+                    break
+            else:
+                raise ValueError(f"eps = {Fraction(point, unit)} is outside every branch of the sampler")
+        return words
+
+    def word_counts(self, ordered: "numpy.ndarray") -> list[int] | None:
+        """How many of the sorted float draws each word gets, by binary search on the branch ends,
+        with the same float comparisons as words(). None if two branches overlap in floats: then
+        the first matching branch must be found draw by draw."""
+        import numpy as np
+
+        ranges = []
+        for word, low, high, left_open, right_open in self.table:
+            low_f, high_f = float(low), float(high)
+            if low_f < high_f or (low_f == high_f and not left_open and not right_open):
+                ranges.append((low_f, left_open, high_f, right_open, word))
+        ranges.sort()
+        for (_, _, end, end_open, _), (start, start_open, _, _, _) in zip(ranges, ranges[1:]):
+            if end > start or (end == start and not end_open and not start_open):
+                return None
+        counts = [0] * len(self.probs)
+        for low_f, left_open, high_f, right_open, word in ranges:
+            first = int(np.searchsorted(ordered, low_f, side="right" if left_open else "left"))
+            stop = int(np.searchsorted(ordered, high_f, side="left" if right_open else "right"))
+            if 0 <= word < len(counts):
+                counts[word] += max(stop - first, 0)
+            elif stop > first:
+                return None  # a word outside the vocabulary: leave it to words()
+        return counts
+
     def words(self, noise: "numpy.ndarray") -> "numpy.ndarray":
         """Evaluate the derived Piecewise on an array of floats, branch by branch."""
         import numpy as np  # imported on first use: the CLI starts faster without it
@@ -231,33 +272,81 @@ def build_sampler(probs: tuple, symbol: sp.Symbol) -> Sampler:
     cumulative = cumulative_sums(probs)
     last = positive_words(probs)[-1]
     one = sp.Integer(1)
+
+    def capped(value):  # min(value, 1), compared exactly in Fractions
+        return one if _fraction(value) > 1 else value
     intervals = []
     for index in range(len(probs)):
-        low = min(cumulative[index - 1] if index else sp.Integer(0), one)
+        low = capped(cumulative[index - 1] if index else sp.Integer(0))
         if index == last:
-            intervals.append(sp.Interval(low, one))
+            intervals.append(_interval(low, one, False))
         elif index > last or probs[index] == 0:
             intervals.append(sp.S.EmptySet)
         else:
-            intervals.append(sp.Interval.Ropen(low, min(cumulative[index], one)))
-    pieces = [(sp.Integer(index), sp.Contains(symbol, interval))
+            intervals.append(_interval(low, capped(cumulative[index]), True))
+    pieces = [(sp.Integer(index), _contains(symbol, interval))
               for index, interval in enumerate(intervals) if interval is not sp.S.EmptySet]
-    return Sampler(tuple(probs), cumulative, tuple(intervals), sp.Piecewise(*pieces), symbol)
+    # Distinct words, disjoint non-empty intervals, undecided membership: SymPy's Piecewise evaluation
+    # would find nothing to merge or drop, so skip it.
+    undecided = all(isinstance(condition, sp.Contains) for _, condition in pieces)
+    return Sampler(tuple(probs), cumulative, tuple(intervals), sp.Piecewise(*pieces, evaluate=not undecided), symbol)
+
+
+@functools.lru_cache(maxsize=4096)
+def _interval(low, high, right_open: bool):
+    """[low, high) or [low, high]: the same few intervals recur across distributions."""
+    return sp.Interval.Ropen(low, high) if right_open else sp.Interval(low, high)
+
+
+@functools.lru_cache(maxsize=4096)
+def _contains(symbol, interval):
+    """eps in A. For a symbol without assumptions SymPy cannot decide membership of an interval (nor
+    of {1}): A is [a, b) or [a, b] with a < b, numbers or the rule's sums, so evaluating would only
+    return the same unevaluated Contains, slowly."""
+    plain = isinstance(symbol, sp.Symbol) and not set(symbol.assumptions0) - {"commutative"}
+    return sp.Contains(symbol, interval, evaluate=not plain)
 
 
 def reference_word(probs, eps) -> int:
     """The contract's rule by a direct scan in exact fractions (independent of the Piecewise)."""
     eps = eps if isinstance(eps, Fraction) else _fraction(eps)
-    values = probs if all(isinstance(p, Fraction) for p in probs) else _fractions(tuple(probs))
-    last_positive = max(index for index, p in enumerate(values) if p > 0)
+    if not isinstance(probs, tuple):  # lists: one-off moves of a distribution, not worth remembering
+        return _scan_once([p if isinstance(p, Fraction) else _fraction(p) for p in probs], eps)
+    totals, last_positive = _scan_table(probs)
     if eps == 1:
         return last_positive
-    running = Fraction(0)
-    for index, p in enumerate(values):
-        running += p
-        if p > 0 and eps < running:
+    for running, index in totals:
+        if eps < running:
             return index
     return last_positive
+
+
+def _scan_once(values: list[Fraction], eps: Fraction) -> int:
+    """The same scan in integers: everything times a common denominator."""
+    scale = math.lcm(eps.denominator, *[p.denominator for p in values])
+    ints = [p.numerator * (scale // p.denominator) for p in values]
+    last_positive = max(index for index, p in enumerate(ints) if p > 0)
+    if eps == 1:
+        return last_positive
+    noise, running = eps.numerator * (scale // eps.denominator), 0
+    for index, p in enumerate(ints):
+        running += p
+        if p > 0 and noise < running:
+            return index
+    return last_positive
+
+
+@functools.lru_cache(maxsize=4096)
+def _scan_table(probs: tuple) -> tuple:
+    """The running totals at the words of positive probability, and the last such word (per distribution)."""
+    values = probs if all(isinstance(p, Fraction) for p in probs) else _fractions(probs)
+    last_positive = max(index for index, p in enumerate(values) if p > 0)
+    running, totals = Fraction(0), []
+    for index, p in enumerate(values):
+        running += p
+        if p > 0:
+            totals.append((running, index))
+    return tuple(totals), last_positive
 
 
 def boundary_points(probs) -> list[Fraction]:
@@ -277,7 +366,41 @@ def test_points(probs) -> list[Fraction]:
     return sorted(set(ordered) | {(a + b) / 2 for a, b in zip(ordered, ordered[1:])})
 
 
+@functools.lru_cache(maxsize=1024)
+def probes(probs: tuple) -> tuple:
+    """The probe noises (boundaries, midpoints, the grid) in order, and the directly scanned word at each.
+
+    Computed in integers, every noise times a common denominator `unit`, which is also returned."""
+    values = _fractions(probs)
+    unit = math.lcm(2 * math.lcm(*[p.denominator for p in values]), GRID)
+    # test_points(probs) in integers: 0, 1, every C_i <= 1, and the midpoints between neighbours
+    boundaries, running = {0, unit}, 0
+    for p in values:
+        running += p.numerator * (unit // p.denominator)
+        if running <= unit:
+            boundaries.add(running)
+    ordered = sorted(boundaries)
+    scaled = sorted(set(ordered) | {(a + b) // 2 for a, b in zip(ordered, ordered[1:])}
+                    | {k * (unit // GRID) for k in range(GRID + 1)})
+    # the direct scan of reference_word, in the same integers
+    totals, last_positive = _scan_table(probs)
+    totals = [(running.numerator * (unit // running.denominator), index) for running, index in totals]
+    direct = []
+    for point in scaled:
+        word = last_positive
+        if point != unit:
+            word = next((index for running, index in totals if point < running), last_positive)
+        direct.append(word)
+    return tuple(Fraction(point, unit) for point in scaled), tuple(direct), unit, tuple(scaled)
+
+
 def check_cumulative(probs, cumulative, label: str) -> Check:
+    return Check(f"cumulative sums of {label} by a running total in exact fractions",
+                 *_cumulative_outcome(tuple(probs), tuple(cumulative)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cumulative_outcome(probs: tuple, cumulative: tuple) -> tuple[bool, str]:
     running, independent = Fraction(0), []
     for p in _fractions(tuple(probs)):
         running += p
@@ -285,44 +408,69 @@ def check_cumulative(probs, cumulative, label: str) -> Check:
     exact = all(_fraction(c) == r for c, r in zip(cumulative, independent))
     near_one = abs(independent[-1] - 1) <= Fraction(1, 10**12)
     shown = ", ".join(str(r) for r in independent)
-    return Check(f"cumulative sums of {label} by a running total in exact fractions",
-                 bool(exact and near_one and len(cumulative) == len(independent)),
-                 f"derived {', '.join(str(c) for c in cumulative)}; running total {shown}; "
-                 f"last = 1{' within 1e-12' if independent[-1] != 1 else ''}")
+    return (bool(exact and near_one and len(cumulative) == len(independent)),
+            f"derived {', '.join(str(c) for c in cumulative)}; running total {shown}; "
+            f"last = 1{' within 1e-12' if independent[-1] != 1 else ''}")
 
 
-def check_intervals(sampler: Sampler, label: str, points, direct) -> Check:
+def check_intervals(sampler: Sampler, label: str) -> Check:
     """Every probe noise lies in exactly one interval, the one of the directly scanned word."""
-    bounds = []
-    for index, interval in enumerate(sampler.intervals):
-        if interval is not sp.S.EmptySet:
-            bounds.append((index, _fraction(interval.start), _fraction(interval.end),
-                           bool(interval.left_open), bool(interval.right_open)))
-    bad = []
-    for point, expected in zip(points, direct):
-        owners = [index for index, low, high, left_open, right_open in bounds
-                  if (point > low if left_open else point >= low) and (point < high if right_open else point <= high)]
-        if owners != [expected]:
-            bad.append(f"eps={point}: intervals {owners}, direct scan {expected}")
+    points = probes(sampler.probs)[0]
+    bad = _misplaced(sampler)
     return Check(f"intervals of {label} partition [0, 1] as the direct scan does",
                  not bad, "; ".join(bad[:3]) or f"each of {len(points)} probe points (boundaries, midpoints, "
                  f"a grid of {GRID + 1}) lies in exactly one interval, the scanned word's")
 
 
+@functools.lru_cache(maxsize=1024)
+def _misplaced(sampler: Sampler) -> tuple[str, ...]:
+    """The probe points not in exactly the scanned word's interval (once per sampler)."""
+    points, direct, unit, scaled = probes(sampler.probs)
+    bounds = []
+    for index, interval in enumerate(sampler.intervals):
+        if interval is not sp.S.EmptySet:
+            bounds.append((index, _fraction(interval.start), _fraction(interval.end),
+                           bool(interval.left_open), bool(interval.right_open)))
+    # in integers: points and interval ends times a common denominator
+    common = math.lcm(unit, *[end.denominator for _, low, high, _, _ in bounds for end in (low, high)])
+    scaled = [point * (common // unit) for point in scaled]
+    bounds = [(index, low.numerator * (common // low.denominator), high.numerator * (common // high.denominator),
+               left_open, right_open) for index, low, high, left_open, right_open in bounds]
+    bad = []
+    for point, at, expected in zip(points, scaled, direct):
+        owners = [index for index, low, high, left_open, right_open in bounds
+                  if (at > low if left_open else at >= low) and (at < high if right_open else at <= high)]
+        if owners != [expected]:
+            bad.append(f"eps={point}: intervals {owners}, direct scan {expected}")
+    return tuple(bad)
+
+
 def check_boundaries(sampler: Sampler, label: str) -> Check:
+    passed, detail = _boundary_words(sampler)
+    return Check(f"sampler of {label} at eps = 0, every C_i and 1 vs the direct scan", passed, detail)
+
+
+@functools.lru_cache(maxsize=1024)
+def _boundary_words(sampler: Sampler) -> tuple[bool, str]:
     points = boundary_points(sampler.probs)
     derived = [sampler.word(point) for point in points]
     direct = [reference_word(sampler.probs, point) for point in points]
-    return Check(f"sampler of {label} at eps = 0, every C_i and 1 vs the direct scan", derived == direct,
-                 f"eps = {', '.join(str(p) for p in points)}: derived {derived}, direct scan {direct}")
+    return derived == direct, f"eps = {', '.join(str(p) for p in points)}: derived {derived}, direct scan {direct}"
 
 
-def check_grid(sampler: Sampler, label: str, points, direct) -> Check:
-    derived = [sampler.word(point) for point in points]
-    wrong = [str(p) for p, a, b in zip(points, derived, direct) if a != b]
+def check_grid(sampler: Sampler, label: str) -> Check:
+    points = probes(sampler.probs)[0]
+    wrong = _grid_disagreements(sampler)
     return Check(f"sampler of {label} on a grid of {GRID + 1} noise values and the midpoints",
                  not wrong, f"{len(points)} points agree with the direct scan" if not wrong
                  else f"disagrees at eps = {', '.join(wrong[:5])}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _grid_disagreements(sampler: Sampler) -> tuple[str, ...]:
+    points, direct, unit, scaled = probes(sampler.probs)
+    derived = sampler.words_at(scaled, unit)
+    return tuple(str(p) for p, a, b in zip(points, derived, direct) if a != b)
 
 
 def check_zero_words(sampler: Sampler, label: str, frequencies) -> Check | None:
@@ -348,11 +496,30 @@ def uniform_noise(columns: int = 0) -> "numpy.ndarray":
 
 
 def sampling_frequencies(sampler: Sampler) -> list[float]:
-    words = sampler.words(uniform_noise())
-    if (words < 0).any():
-        return [math.nan] * len(sampler.probs)
-    counts = [int((words == index).sum()) for index in range(len(sampler.probs))]
-    return [float(c) / SAMPLE_DRAWS for c in counts]
+    return list(_frequencies(sampler))
+
+
+@functools.lru_cache(maxsize=1024)
+def _frequencies(sampler: Sampler) -> tuple:
+    counts = sampler.word_counts(sorted_noise())
+    if counts is None:  # branches that overlap: evaluate them in order, draw by draw
+        words = sampler.words(uniform_noise())
+        if (words < 0).any():
+            return (math.nan,) * len(sampler.probs)
+        counts = [int((words == index).sum()) for index in range(len(sampler.probs))]
+    elif sum(counts) < SAMPLE_DRAWS:  # some draw in no branch
+        return (math.nan,) * len(sampler.probs)
+    return tuple(float(c) / SAMPLE_DRAWS for c in counts)
+
+
+@functools.lru_cache(maxsize=1)
+def sorted_noise() -> "numpy.ndarray":
+    """The draws of uniform_noise() in increasing order (read-only)."""
+    import numpy as np
+
+    draws = np.sort(uniform_noise())
+    draws.setflags(write=False)
+    return draws
 
 
 def check_sampling(sampler: Sampler, label: str, frequencies) -> Check:
@@ -371,11 +538,15 @@ def check_sampling(sampler: Sampler, label: str, frequencies) -> Check:
 
 
 def check_lengths(sampler: Sampler, lengths, label: str) -> Check:
-    ok_each = compare(f"interval lengths of {label} equal the probabilities", lengths, sampler.probs,
-                      how="probabilities")
+    return Check(f"interval lengths of {label} equal the probabilities and sum to 1",
+                 *_lengths_outcome(tuple(lengths), tuple(sampler.probs)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _lengths_outcome(lengths: tuple, probs: tuple) -> tuple[bool, str]:
+    ok_each = compare("interval lengths", lengths, probs, how="probabilities")
     total = sum(lengths, sp.Integer(0))
-    ok = ok_each.passed and total == 1
-    return Check(ok_each.name + " and sum to 1", ok, ok_each.detail + f"; total length {total}")
+    return ok_each.passed and total == 1, ok_each.detail + f"; total length {total}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,15 +568,13 @@ class Analysis:
 def analyse(probs: tuple, symbol: sp.Symbol, label: str) -> Analysis:
     """Computed once per distribution: variants keep meeting the same small distributions."""
     sampler = build_sampler(probs, symbol)
-    points = sorted(set(test_points(probs)) | {Fraction(k, GRID) for k in range(GRID + 1)})
-    direct = [reference_word(probs, point) for point in points]
     frequencies = sampling_frequencies(sampler)
     lengths = tuple(interval.measure for interval in sampler.intervals)
     return Analysis(sampler, lengths,
                     check_cumulative(probs, sampler.cumulative, label),
-                    check_intervals(sampler, label, points, direct),
+                    check_intervals(sampler, label),
                     check_boundaries(sampler, label),
-                    check_grid(sampler, label, points, direct),
+                    check_grid(sampler, label),
                     check_sampling(sampler, label, frequencies),
                     check_lengths(sampler, lengths, label),
                     check_zero_words(sampler, label, frequencies))
@@ -447,7 +616,7 @@ def sampler_steps(probs, eps, ctx: Context):
                      + ", ".join(f"${i}$" for i in zeros) + ").")
     steps = [
         Step(StepKind.DEFINITION, "cumulative sums", cumulative_name,
-             (sp.Sum(ctx.term, (j_, 0, i_)),),
+             (_running_sum(ctx.term),),
              f"${c}_i$ is the total probability of the words $0, \\dots, i$; "
              f"${c}_{{-1}} = 0$ and the last one is $1$.", (cumulative_check,)),
         Step(StepKind.COMPUTATION, "cumulative sums, evaluated", names, (tuple(sampler.cumulative),),
@@ -476,24 +645,18 @@ def sampler_steps(probs, eps, ctx: Context):
     return steps, word, sampler
 
 
+@functools.lru_cache(maxsize=64)
+def _running_sum(term):
+    return sp.Sum(term, (j_, 0, i_))
+
+
 def cdf_figure(probs, eps, word: int, dist_latex: str, what: str) -> Figure:
     """Data for templates/figures/cdf.tex.j2: the CDF staircase, the noise line and the chosen word."""
     size = len(probs)
-    unit = min(1.2, 9.0 / max(size, 1))
-    cumulative = cumulative_sums(probs)
-    words = []
-    for index in range(size):
-        low = cumulative[index - 1] if index else sp.Integer(0)
-        high = cumulative[index]
-        words.append({"x": f"{index:d}", "next": f"{(index + 1 if index < size - 1 else size - 0.5):.2f}",
-                      "low": f"{min(float(low), 1.0):.4f}", "high": f"{min(float(high), 1.0):.4f}",
-                      "label": str(index), "chosen": index == word, "positive": bool(probs[index] > 0)})
-    ticks, last = [], -1.0
-    for value in sorted(set(min(c, sp.Integer(1)) for c in cumulative)):
-        y = float(value)
-        if y - last >= 0.06 or not ticks:
-            ticks.append({"y": f"{y:.4f}", "label": tex(value)})
-            last = y
+    unit, cumulative, steps, ticks = _cdf_parts(tuple(probs))
+    words = [{"x": x, "next": following, "low": low, "high": high, "label": label, "chosen": index == word,
+              "positive": positive} for index, (x, following, low, high, label, positive) in enumerate(steps)]
+    ticks = [dict(tick) for tick in ticks]
     chosen_low = cumulative[word - 1] if word else sp.Integer(0)
     return Figure("cdf", f"The cumulative sums of ${dist_latex}$ as a staircase over the word index. "
                          f"The noise $\\epsilon = {tex(eps)}$ (dashed) meets the riser of word "
@@ -504,6 +667,28 @@ def cdf_figure(probs, eps, word: int, dist_latex: str, what: str) -> Figure:
                    "chosen_low": f"{min(float(chosen_low), 1.0):.4f}",
                    "chosen_high": f"{min(float(cumulative[word]), 1.0):.4f}",
                    "distribution": dist_latex})
+
+
+@functools.lru_cache(maxsize=1024)
+def _cdf_parts(probs: tuple) -> tuple:
+    """The figure's staircase and ticks, which depend on the distribution only."""
+    size = len(probs)
+    unit = min(1.2, 9.0 / max(size, 1))
+    cumulative = cumulative_sums(probs)
+    steps = []
+    for index in range(size):
+        low = cumulative[index - 1] if index else sp.Integer(0)
+        high = cumulative[index]
+        steps.append((f"{index:d}", f"{(index + 1 if index < size - 1 else size - 0.5):.2f}",
+                      f"{min(float(low), 1.0):.4f}", f"{min(float(high), 1.0):.4f}", str(index),
+                      bool(probs[index] > 0)))
+    ticks, last = [], -1.0
+    for value in sorted(set(min(c, sp.Integer(1)) for c in cumulative)):
+        y = float(value)
+        if y - last >= 0.06 or not ticks:
+            ticks.append((("y", f"{y:.4f}"), ("label", tex(value))))
+            last = y
+    return unit, cumulative, tuple(steps), tuple(ticks)
 
 
 def _first_word_context(symbol=EPS) -> Context:
@@ -520,21 +705,74 @@ def _general_rule(noise: sp.Symbol = EPS_T):
     """w_{t+1} = j  iff  noise in [sum_{k<j} Q[w_t, k], sum_{k<=j} Q[w_t, k])."""
     low = sp.Sum(Q_BASE[W_T, k_], (k_, 0, j_ - 1))
     high = sp.Sum(Q_BASE[W_T, k_], (k_, 0, j_))
-    return low, high, sp.Contains(noise, sp.Interval.Ropen(low, high))
+    return low, high, _contains(noise, sp.Interval.Ropen(low, high))
 
 
 @functools.lru_cache(maxsize=4096)
 def _rule_bounds(row: int, j: int) -> tuple:
     """The rule's two sums with w_t = row and j fixed, expanded by SymPy (structure only, cached)."""
+    return tuple(bound.xreplace({W_T: row}) for bound in _expanded_rule_bounds(j))
+
+
+@functools.lru_cache(maxsize=256)
+def _expanded_rule_bounds(j: int) -> tuple:
+    """The rule's two sums with j fixed, expanded by SymPy for a symbolic current word w_t."""
     low, high, _ = _general_rule()
-    return (low.subs({W_T: row, j_: j}).doit(), high.subs({W_T: row, j_: j}).doit())
+    return (low.xreplace({j_: j}).doit(), high.xreplace({j_: j}).doit())
 
 
 @functools.lru_cache(maxsize=2048)
 def rule_intervals(row: int, entries: tuple) -> tuple:
-    """The displayed rule's bounds for every j, expanded by SymPy and filled with this row's entries."""
-    values = {Q_BASE[row, k]: entries[k] for k in range(len(entries))}
-    return tuple(tuple(bound.xreplace(values) for bound in _rule_bounds(row, j)) for j in range(len(entries)))
+    """The displayed rule's bounds for every j, expanded by SymPy and filled with this row's entries
+    (exactly, in Fractions)."""
+    values = {("Q", row, k): _fraction(entry) for k, entry in enumerate(entries)}
+    return tuple(tuple(exact_value(bound, values) for bound in _rule_bounds(row, j)) for j in range(len(entries)))
+
+
+def exact_value(expr, values: dict) -> Fraction:
+    """A rational SymPy expression, steps H(x) allowed, at exact values (symbols, and indexed entries
+    by (name, *indices), -> Fractions), in Python Fractions: what xreplace and SymPy's arithmetic would
+    give, without building SymPy numbers."""
+    return _evaluator(expr)(values)
+
+
+@functools.lru_cache(maxsize=4096)
+def _evaluator(expr):
+    """exact_value compiled once per expression into nested closures."""
+    if expr.is_Rational:
+        value = Fraction(int(expr.p), int(expr.q))
+        return lambda values: value
+    if isinstance(expr, sp.Indexed):  # keyed by (name, *indices): SymPy's == on Indexed is slow
+        key = (expr.base.label.name, *(int(index) for index in expr.indices))
+        return lambda values: values[key]
+    if expr.is_Symbol:
+        return lambda values: values[expr]
+    if expr.is_Pow and expr.exp.is_Integer:
+        base, power = _evaluator(expr.base), int(expr.exp)
+        return lambda values: base(values) ** power
+    if isinstance(expr, UnitStep):
+        argument = _evaluator(expr.args[0])
+        return lambda values: Fraction(1 if argument(values) >= 0 else 0)
+    if expr.is_Mul and expr.args[0] is sp.S.NegativeOne:  # -x, the commonest product here
+        rest = _evaluator(expr.func(*expr.args[1:]))
+        return lambda values: -rest(values)
+    parts = [_evaluator(arg) for arg in expr.args]
+    if expr.is_Add:
+        first, others = parts[0], parts[1:]
+
+        def total(values):
+            result = first(values)
+            for part in others:
+                result += part(values)
+            return result
+        return total
+    if expr.is_Mul:
+        return lambda values: math.prod((part(values) for part in parts), start=Fraction(1))
+    raise TypeError(f"cannot evaluate {expr} exactly in fractions")
+
+
+def _rational(value: Fraction) -> sp.Rational:
+    return sp.Rational(value.numerator, value.denominator)
 
 
 def check_general_rule(matrix, row: int, eps) -> Check:
@@ -543,7 +781,8 @@ def check_general_rule(matrix, row: int, eps) -> Check:
     eps = 1 (and rounding slack above the last sum) falls outside every half-open
     interval; the convention then gives the last word of positive probability.
     """
-    matched = [j for j, (low, high) in enumerate(rule_intervals(row, tuple(matrix[row]))) if low <= eps < high]
+    eps_f = _fraction(eps)
+    matched = [j for j, (low, high) in enumerate(rule_intervals(row, tuple(matrix[row]))) if low <= eps_f < high]
     positive = positive_words(matrix[row])
     picked = matched[0] if len(matched) == 1 else (positive[-1] if not matched else None)
     if eps == 1:
@@ -805,17 +1044,28 @@ def interval_table(sampler: Sampler, dist_latex: str, c: str) -> Table:
 
 
 @functools.lru_cache(maxsize=1024)
+def _closed_interval(low, high):
+    return sp.Interval(low, high)
+
+
+@functools.lru_cache(maxsize=1024)
+def _intersection(first, second):
+    return sp.Intersection(first, second)
+
+
+@functools.lru_cache(maxsize=1024)
 def first_word_remarks(probs: tuple) -> tuple[Remark, ...]:
     remarks = []
     cumulative = cumulative_sums(probs)
     inner = [c for c in cumulative[:-1] if 0 < c < 1]
-    closed = [sp.Interval(cumulative[i - 1] if i else 0, cumulative[i]) for i in range(len(probs))]
-    if inner and len(closed) >= 2:
-        first = next(i for i in range(len(closed) - 1) if 0 < cumulative[i] < 1)
-        overlap = sp.Intersection(closed[first], closed[first + 1])
+    if inner and len(probs) >= 2:
+        first = next(i for i in range(len(probs) - 1) if 0 < cumulative[i] < 1)
+        closed = [_closed_interval(cumulative[i - 1] if i else sp.Integer(0), cumulative[i])
+                  for i in (first, first + 1)]
+        overlap = _intersection(*closed)
         remarks.append(Remark("key", (
             "The official key gives each word a closed interval, so neighbouring intervals share their "
-            f"end point: here ${tex(closed[first])} \\cap {tex(closed[first + 1])} = "
+            f"end point: here ${tex(closed[0])} \\cap {tex(closed[1])} = "
             f"{tex(overlap)}$, and at that noise value the word it calls unique is not. We close each "
             "interval on the left and open it on the right; the probabilities are unchanged because a "
             "single point has probability zero, but the function is then well defined everywhere.")))
@@ -950,6 +1200,11 @@ def _word_of(probs: list[Fraction], eps: Fraction) -> int:
 
 def _step_size(probs, eps) -> Fraction:
     """Smaller than the distance from eps to every boundary, so an honest check sees no change."""
+    return _step_size_of(tuple(probs), eps)
+
+
+@functools.lru_cache(maxsize=1024)
+def _step_size_of(probs: tuple, eps) -> Fraction:
     values = [_fraction(p) for p in probs]
     eps_f = _fraction(eps)
     running, distances = Fraction(0), []
@@ -969,8 +1224,8 @@ def check_generic_sampler(probs: tuple, symbols, word_expr) -> Check:
     points = [p for p in test_points(probs) if p < _fraction(cumulative[-1])]
     if probs[-1] > 0:
         points.append(Fraction(1))
-    values = dict(zip(symbols, probs))
-    derived = [int(word_expr.xreplace({**values, EPS: sp.Rational(p.numerator, p.denominator)})) for p in points]
+    values = dict(zip(symbols, _fractions(probs)))
+    derived = [int(exact_value(word_expr, {**values, EPS: p})) for p in points]
     direct = [reference_word(probs, p) for p in points]
     return Check("count-of-steps form vs the direct scan at 0, every C_i, the midpoints and 1",
                  derived == direct, f"eps = {', '.join(str(p) for p in points)}: derived {derived}, direct {direct}")
@@ -1026,6 +1281,11 @@ def _right_limit_at_zero(expr):
     return sp.limit(expr, H, 0, "+")
 
 
+@functools.lru_cache(maxsize=64)
+def _limit_tex(quotient) -> str:
+    return tex(sp.Limit(quotient, H, 0, "+"))
+
+
 @functools.lru_cache(maxsize=1024)
 def boundary_step(probs: tuple, symbols, word_expr) -> Step | None:
     """At eps = C_i the quotient along e_i - e_m is (i - m)/h: unbounded as h -> 0."""
@@ -1061,7 +1321,7 @@ def boundary_step(probs: tuple, symbols, word_expr) -> Step | None:
                 f"At the boundary $\\epsilon = C_{{{i}}} = {tex(boundary)}$ the noise picks word ${m}$; moving "
                 f"probability $h > 0$ from word ${m}$ to word ${i}$ lifts $C_{{{i}}}$ above the noise and the word "
                 f"drops to ${i}$. The quotient grows without bound: "
-                f"${tex(sp.Limit(quotient, H, 0, '+'))} = {tex(limit)}$.", (check,))
+                f"${_limit_tex(quotient)} = {tex(limit)}$.", (check,))
 
 
 def _continuous_index(values: list[float], eps: float) -> float:
@@ -1101,7 +1361,8 @@ def contrast_steps(probs, eps, symbols, expected, expected_gradient) -> list[Ste
                              how="finite differences")
     word = reference_word(probs, eps)
     relaxed, relaxed_gradient = relaxed_output(symbols, word)
-    exact_at_point = tuple(g.xreplace({**point, EPS: eps}) for g in relaxed_gradient)
+    exact_point = {**dict(zip(symbols, _fractions(tuple(probs)))), EPS: _fraction(eps)}
+    exact_at_point = tuple(_rational(exact_value(g, exact_point)) for g in relaxed_gradient)
     at_point = [float(g) for g in exact_at_point]
     eps_f = float(eps)
     # a step well inside the word's interval, so the central quotient sees one linear piece
@@ -1146,6 +1407,17 @@ def stand_in_loss():
     return s, loss, sp.diff(loss, s)
 
 
+@functools.lru_cache(maxsize=1024)
+def _slope_at(slope, s, value) -> float:
+    """float(slope at s = value): expected indices recur across distributions."""
+    return float(slope.xreplace({s: value}))
+
+
+@functools.lru_cache(maxsize=1)
+def _loss_tex() -> str:
+    return tex(sp.Eq(LOSS, stand_in_loss()[1]))
+
+
 def chain_rule_step(probs, eps, symbols, expected, expected_gradient) -> Step:
     """dL/dP through a smooth stand-in loss L(s) = ln(1 + e^s): zero for the word, not for m(P)."""
     s, loss, loss_slope = stand_in_loss()
@@ -1154,7 +1426,7 @@ def chain_rule_step(probs, eps, symbols, expected, expected_gradient) -> Step:
     h = _step_size(probs, eps)
     point = dict(zip(symbols, probs))
     m_value = expected.xreplace(point)
-    slope_at_m = float(loss_slope.subs(s, m_value))  # the derived dL/ds at s = m(P)
+    slope_at_m = _slope_at(loss_slope, s, m_value)  # the derived dL/ds at s = m(P)
     derived_discrete, measured_discrete, derived_cont, measured_cont = [], [], [], []
     base_word = reference_word(values, eps_f)
     for j in range(len(values)):
@@ -1179,7 +1451,7 @@ def chain_rule_step(probs, eps, symbols, expected, expected_gradient) -> Step:
                 "Back-propagation multiplies the discriminator's sensitivity to the generated output $s$ by "
                 "the output's sensitivity to the parameters. With $s$ the sampled word the second factor is "
                 "zero, so nothing reaches $P$ or $Q$; with a continuous $s$ such as $m(P)$ it is not. The "
-                f"check uses the stand-in loss ${tex(sp.Eq(LOSS, loss))}$.", (check,))
+                f"check uses the stand-in loss ${_loss_tex()}$.", (check,))
 
 
 def gradient_answer_text(expected_gradient) -> str:

@@ -20,6 +20,7 @@ import random
 from fractions import Fraction
 
 import sympy as sp
+from sympy.core.cache import cacheit
 
 from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, Remark, Step,
                    StepKind, Table, compare, register, register_alias, register_exam_problem, rounded)
@@ -71,22 +72,74 @@ class StopGradient(sp.Function):
         return shown if exp is None else shown + "^{" + exp + "}"
 
 
-class ShownMatrix(sp.ImmutableMatrix):
+class RememberedLatex:
+    """Mixin: printed by the printer's own method for the class, once per object and printer settings.
+    Equal SymPy objects print alike, and these recur: the loss gradients of each code index in every
+    variant, the conditions of a quantiser in each of its rows."""
+
+    def _latex(self, printer, **kwargs):
+        for cls in type(self).__mro__:
+            method = getattr(printer, "_print_" + cls.__name__, None)
+            if method is not None:
+                break
+        if kwargs:
+            return method(self, **kwargs)
+        key = (self, type(printer), repr(printer._settings))
+        if key not in _PRINTED:
+            if len(_PRINTED) > 4096:
+                _PRINTED.clear()
+            _PRINTED[key] = method(self)
+        return _PRINTED[key]
+
+
+_PRINTED: dict = {}
+
+
+class RememberedMatrix(RememberedLatex, sp.ImmutableMatrix):
+    pass
+
+
+class Conditions(RememberedLatex, sp.And):
+    """The conjunction that selects one code. Its inequalities recur across codebooks (one per pair
+    of codes), so while it is printed the printer remembers their LaTeX too."""
+
+    def _latex(self, printer, **kwargs):
+        if "_print_Relational" in vars(printer):  # already remembering
+            return super()._latex(printer, **kwargs)
+        plain = printer._print_Relational
+        settings = repr(printer._settings)
+
+        def remembered(relation):
+            key = (relation, type(printer), settings)
+            if key not in _PRINTED:
+                _PRINTED[key] = plain(relation)
+            return _PRINTED[key]
+        printer._print_Relational = remembered  # this printer object only, for this call
+        try:
+            return super()._latex(printer, **kwargs)
+        finally:
+            del printer._print_Relational
+
+
+class ShownMatrix(RememberedLatex, sp.ImmutableMatrix):
     """An immutable matrix whose str() fits on one line: Matrix([[0, 0], [0, 0]])."""
 
     def _sympystr(self, printer):
         return "Matrix(" + printer._print(self.tolist()) + ")"
 
 
+@cacheit
 def forward(expr):
     """The forward-pass value: every sg(x) replaced by x."""
     return expr.replace(StopGradient, lambda argument: argument)
 
 
+@functools.lru_cache(maxsize=16)
 def component_symbols(dim: int) -> tuple[Notation, ...]:
     return tuple(Notation(f"zhat{i}", rf"\hat{{z}}_{{{i}}}", real=True) for i in range(1, dim + 1))
 
 
+@functools.lru_cache(maxsize=64)
 def code_symbols(k: int, dim: int) -> tuple[Notation, ...]:
     return tuple(Notation(f"e{k}_{i}", rf"e_{{{k},{i}}}", real=True) for i in range(1, dim + 1))
 
@@ -94,6 +147,24 @@ def code_symbols(k: int, dim: int) -> tuple[Notation, ...]:
 def shown(matrix) -> ShownMatrix:
     """A ShownMatrix copy (ImmutableMatrix returns an immutable argument unchanged, so copy its rows)."""
     return ShownMatrix(sp.Matrix(matrix).tolist())
+
+
+def tex(value) -> str:
+    """sp.latex of a number or a tuple of numbers, remembered: variants keep meeting the same ones."""
+    return _tex(_typed(value))
+
+
+def _typed(value):
+    """A cache key that tells apart values SymPy calls equal but prints differently (2 and 2.0)."""
+    if isinstance(value, tuple):
+        return (tuple, tuple(_typed(item) for item in value))
+    return (type(value), value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _tex(key) -> str:
+    kind, value = key
+    return sp.latex(tuple(item for _, item in value) if kind is tuple else value)
 
 
 def column(values) -> ShownMatrix:
@@ -104,7 +175,15 @@ def column(values) -> ShownMatrix:
 # Python fractions and floats only: no SymPy, so they cannot share a SymPy mistake.
 
 def as_fractions(values) -> list[Fraction]:
-    return [Fraction(int(sp.Rational(v).p), int(sp.Rational(v).q)) for v in values]
+    return [as_fraction(v) for v in values]
+
+
+def as_fraction(value) -> Fraction:
+    if isinstance(value, Fraction):
+        return value
+    if not isinstance(value, sp.Rational):
+        value = sp.Rational(value)
+    return Fraction(int(value.p), int(value.q))
 
 
 def exact_squared_distances(codes: list[list[Fraction]], point: list[Fraction]) -> list[Fraction]:
@@ -113,13 +192,30 @@ def exact_squared_distances(codes: list[list[Fraction]], point: list[Fraction]) 
 
 def exact_nearest(codes: list[list[Fraction]], point: list[Fraction]) -> int:
     """Brute force: the smallest (distance, index) pair, so ties go to the lowest index."""
-    distances = exact_squared_distances(codes, point)
-    return min(range(len(codes)), key=lambda j: (distances[j], j))
+    return nearest_and_distance(codes, point)[0]
+
+
+def nearest_and_distance(codes: list[list[Fraction]], point: list[Fraction]) -> tuple[int, Fraction]:
+    """The brute-force nearest code and its exact squared distance. Exact in integers: every
+    coordinate times the common denominator D (all squared distances scale by D^2, order kept);
+    Fraction arithmetic would normalise after every operation."""
+    scale = math.lcm(*[x.denominator for x in point], *[c.denominator for code in codes for c in code])
+    at = [x.numerator * (scale // x.denominator) for x in point]
+    best, best_j = None, 0
+    for j, code in enumerate(codes):
+        distance = 0
+        for x, c in zip(at, code):
+            gap = x - c.numerator * (scale // c.denominator)
+            distance += gap * gap
+        if best is None or distance < best:
+            best, best_j = distance, j
+    return best_j, Fraction(best, scale * scale)
 
 
 def float_squared_distances(codes, point) -> list[float]:
-    point_f = [float(x) for x in point]
-    return [math.fsum((x - float(c)) ** 2 for x, c in zip(point_f, code)) for code in codes]
+    # float() of a Fraction is correctly rounded, as is SymPy's float() of a Rational, and cheaper
+    point_f = [float(x) for x in as_fractions(point)]
+    return [math.fsum((x - float(c)) ** 2 for x, c in zip(point_f, as_fractions(code))) for code in codes]
 
 
 def shifted(point: list[Fraction], axis: int, step: Fraction) -> list[Fraction]:
@@ -136,6 +232,38 @@ def central_difference(function, point: list[Fraction], step: Fraction) -> list[
         behind = function(shifted(point, axis, -step))
         columns.append([(a - b) / (2 * step) for a, b in zip(ahead, behind)])
     return [list(row) for row in zip(*columns)]
+
+
+def _common_denominator(codes, point) -> int:
+    return math.lcm(*[x.denominator for x in point], *[c.denominator for code in codes for c in code])
+
+
+def _integers(rows, scale: int) -> list[list[int]]:
+    """Rows of Fractions times scale, a multiple of every denominator."""
+    return [[x.numerator * (scale // x.denominator) for x in row] for row in rows]
+
+
+def _nearest_index(rows: list[list[int]], at: list[int]) -> int:
+    """Brute force over integer coordinates: the lowest index among the nearest rows."""
+    best, best_j = None, 0
+    for j, row in enumerate(rows):
+        distance = sum((x - c) * (x - c) for x, c in zip(at, row))
+        if best is None or distance < best:
+            best, best_j = distance, j
+    return best_j
+
+
+def _integer_distances(codes, point, scale: int) -> list[int]:
+    """Squared distances from point to every code, times scale^2."""
+    at = _integers([point], scale)[0]
+    return [sum((x - c) * (x - c) for x, c in zip(at, row)) for row in _integers(codes, scale)]
+
+
+def evaluated(matrix, values: dict) -> ShownMatrix:
+    """A polynomial matrix at exact numbers (symbols -> Fractions), entry by entry, as SymPy numbers."""
+    return ShownMatrix([[sp.Rational(value.numerator, value.denominator)
+                         for value in (exact_evaluator(entry)(values) for entry in row)]
+                        for row in matrix.tolist()])
 
 
 def _flat(matrix) -> list:
@@ -191,8 +319,19 @@ VQ_PARAMS = (
 def squared_distances(codebook, zhat):
     """Evaluate the displayed sum d_j = sum_i (zhat_i - e_{j,i})^2 for every code, exactly."""
     dim = len(zhat)
-    at_zhat = expanded_distance(dim).xreplace({ZHAT_BASE[i + 1]: zhat[i] for i in range(dim)})
-    return [at_zhat.xreplace({CODE_BASE[j_index, i + 1]: code[i] for i in range(dim)}) for code in codebook]
+    evaluate = exact_evaluator(expanded_distance(dim))
+    zhat_entries, code_entries = distance_entries(dim)
+    at_zhat = dict(zip(zhat_entries, as_fractions(zhat)))
+    values = [evaluate({**at_zhat, **dict(zip(code_entries, as_fractions(code)))}) for code in codebook]
+    return [sp.Rational(value.numerator, value.denominator) for value in values]
+
+
+@functools.lru_cache(maxsize=16)
+def distance_entries(dim: int) -> tuple:
+    """The indexed zhat[i] and e[j, i] of the displayed sum, the very objects in it (quicker dict keys)."""
+    entries = {entry: entry for entry in expanded_distance(dim).atoms(sp.Indexed)}
+    return (tuple(entries[ZHAT_BASE[i + 1]] for i in range(dim)),
+            tuple(entries[CODE_BASE[j_index, i + 1]] for i in range(dim)))
 
 
 @functools.lru_cache(maxsize=16)
@@ -265,7 +404,7 @@ def quantisation_steps(codebook, zhat):
              "Substitute $\\hat{z}$ and each code into the sum; the arithmetic is exact.",
              (distance_check,)),
         Step(StepKind.RESULT, "index of the nearest code", NEAREST, (ARGMIN, sp.Integer(k)),
-             f"The smallest squared distance is ${sp.latex(distances[k])}$, reached by code ${k}$." + tie_text,
+             f"The smallest squared distance is ${tex(distances[k])}$, reached by code ${k}$." + tie_text,
              (check_minimum(codebook, zhat, k), check_tie_rule(codebook, zhat, k))),
         Step(StepKind.SUBSTITUTION, "quantised code", QUANTISED,
              (Notation(f"e_{k}", f"e_{{{k}}}"), column(codebook[k])),
@@ -276,7 +415,7 @@ def quantisation_steps(codebook, zhat):
 
 
 def codebook_table(codebook, distances, k: int) -> Table:
-    rows = tuple((f"${j}$", f"${sp.latex(tuple(code))}$", f"${sp.latex(distances[j])}$",
+    rows = tuple((f"${j}$", f"${tex(tuple(code))}$", f"${tex(distances[j])}$",
                   "yes" if j == k else "")
                  for j, code in enumerate(codebook))
     return Table("Codes and their squared distances to the encoder output",
@@ -284,7 +423,7 @@ def codebook_table(codebook, distances, k: int) -> Table:
 
 
 def vector_text(values) -> str:
-    return sp.latex(tuple(values)) if len(values) > 1 else sp.latex(values[0])
+    return tex(tuple(values)) if len(values) > 1 else tex(values[0])
 
 
 def codes_text(codebook) -> str:
@@ -311,18 +450,30 @@ def codebook_figure(codebook, zhat, k: int) -> Figure | None:
     def place(point):
         return "(" + ",".join(f"{float(x * scale):.4f}" for x in point) + ")"
 
+    # The clipping runs on integers: coordinates times the codes' common denominator, as homogeneous
+    # (x, y, w) triples (exact like Fractions, without normalising after every operation).
+    unit = math.lcm(*[c.denominator for code in codes for c in code])
+    integral = [[int(c * unit) for c in code] for code in codes]
+    corners_box = [(int(x * unit), int(y * unit), 1) for x, y in box]
+
+    def place_homogeneous(point):
+        # float(Fraction(x, w * unit) * scale) as one correctly rounded integer division
+        x, y, w = point
+        below = w * unit * scale.denominator
+        return f"({x * scale.numerator / below:.4f},{y * scale.numerator / below:.4f})"
+
     cells = []
-    for j, code in enumerate(codes):
-        if any(codes[earlier] == code for earlier in range(j)):
+    for j, code in enumerate(integral):
+        if any(integral[earlier] == code for earlier in range(j)):
             continue  # a repeated code never wins: the earlier copy takes its whole cell
-        polygon = box
-        for other in codes:
+        polygon = corners_box
+        for other in integral:
             if other != code:
                 normal = (2 * (other[0] - code[0]), 2 * (other[1] - code[1]))
                 bound = other[0] ** 2 + other[1] ** 2 - code[0] ** 2 - code[1] ** 2
                 polygon = clip_half_plane(polygon, normal, bound)
         if len(polygon) >= 3:
-            corners = [place(p) for index, p in enumerate(polygon) if p != polygon[index - 1]]
+            corners = [place_homogeneous(p) for index, p in enumerate(polygon) if p != polygon[index - 1]]
             cells.append({"path": " -- ".join(corners) + " -- cycle",
                           "chosen": j == k})
     return Figure("codebook", "The codes $e_j$ and their cells (the points nearest to each code) in a box; "
@@ -336,25 +487,31 @@ def codebook_figure(codebook, zhat, k: int) -> Figure | None:
 
 
 def clip_half_plane(polygon, normal, bound):
-    """Sutherland-Hodgman: the part of a convex polygon with normal . p <= bound, exactly."""
-    def inside(p):
-        return normal[0] * p[0] + normal[1] * p[1] <= bound
+    """Sutherland-Hodgman: the part of a convex polygon with normal . p <= bound, exactly. Integer
+    normal and bound; corners (x, y, w) stand for (x/w, y/w) with w > 0 in lowest terms, so equal
+    points have equal triples."""
+    def excess(p):  # w (normal . p/w - bound): the sign of normal . p - bound
+        return normal[0] * p[0] + normal[1] * p[1] - bound * p[2]
 
-    def crossing(p, q):
-        value_p = normal[0] * p[0] + normal[1] * p[1] - bound
-        value_q = normal[0] * q[0] + normal[1] * q[1] - bound
-        t = value_p / (value_p - value_q)
-        return (p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1]))
+    def crossing(p, q, at_p, at_q):
+        # p + t (q - p) with t = value_p / (value_p - value_q), cleared of denominators
+        x, y, w = at_p * q[0] - at_q * p[0], at_p * q[1] - at_q * p[1], at_p * q[2] - at_q * p[2]
+        if w < 0:
+            x, y, w = -x, -y, -w
+        common = math.gcd(x, y, w)
+        return (x // common, y // common, w // common)
 
+    values = [excess(p) for p in polygon]
     clipped = []
     for index, current in enumerate(polygon):
         previous = polygon[index - 1]
-        if inside(current):
-            if not inside(previous):
-                clipped.append(crossing(previous, current))
+        now, before = values[index], values[index - 1]
+        if now <= 0:
+            if before > 0:
+                clipped.append(crossing(previous, current, before, now))
             clipped.append(current)
-        elif inside(previous):
-            clipped.append(crossing(previous, current))
+        elif before <= 0:
+            clipped.append(crossing(previous, current, before, now))
     return clipped
 
 
@@ -447,7 +604,7 @@ class VQGradient(VQFamily):
                 "$\\partial z_q / \\partial \\hat{z}$ of the quantised code at this $\\hat{z}$ and explain why "
                 "a discrete latent stops back-propagation into the encoder whatever the signal $s$ is. Then "
                 "give the Jacobian of the straight-through code and the gradients of the codebook loss and of "
-                f"the commitment loss with $\\beta = {sp.latex(params['beta'])}$.")
+                f"the commitment loss with $\\beta = {tex(params['beta'])}$.")
 
     def derive(self, params: dict, problem: str | None = None) -> Derivation:
         codebook, zhat, beta = params["codebook"], params["zhat"], params["beta"]
@@ -475,7 +632,9 @@ class VQGradient(VQFamily):
             (radius_check,), approximation=rounded(radius)))
 
         decided: dict = {}
-        answer = ShownMatrix([[case_value(entry, at_zhat, decided) for entry in row] for row in jacobian])
+        exact_zhat = dict(zip(symbols, point))
+        answer = ShownMatrix([[chosen_case(case_list(entry), exact_zhat, decided).xreplace(at_zhat) for entry in row]
+                              for row in jacobian])
         step = min(FD_STEP, Fraction(float(sp.N(radius, 30)) / 2))
         jacobian_check = compare(f"central finite differences of the brute-force quantiser, h={float(step):.3g}",
                                  _flat(answer.tolist()),
@@ -515,24 +674,42 @@ def piecewise_quantiser(codebook: tuple):
     """
     dim = len(codebook[0])
     symbols = component_symbols(dim)
-    distances = [sum((s - c) ** 2 for s, c in zip(symbols, code)) for code in codebook]
-    conditions = [sp.And(*[closer_than(distances[j], distances[other], symbols)
-                           for other in range(len(codebook)) if other != j], evaluate=False)
+    distances = [code_distance(tuple(code), dim) for code in codebook]
+    conditions = [Conditions(*[closer_than(distances[j], distances[other], symbols)
+                               for other in range(len(codebook)) if other != j], evaluate=False)
                   for j in range(len(codebook) - 1)] + [sp.true]
     rows = [sp.Piecewise(*[(code[axis], condition) for code, condition in zip(codebook, conditions)],
                          evaluate=False)
             for axis in range(dim)]
-    jacobian = [[sp.Piecewise(*[(sp.diff(expr, symbol), condition) for expr, condition in row.args],
-                              evaluate=False)
+    built: dict = {}  # entries with the same cases are one (immutable) object: typically all zero
+
+    def cases(pieces):
+        if pieces not in built:
+            built[pieces] = sp.Piecewise(*pieces, evaluate=False)
+        return built[pieces]
+    jacobian = [[cases(tuple((derivative(expr, symbol), condition) for expr, condition in row.args))
                  for symbol in symbols] for row in rows]
     return symbols, sp.ImmutableMatrix([[row] for row in rows]), jacobian
 
 
+@functools.lru_cache(maxsize=1024)
+def code_distance(code: tuple, dim: int):
+    """||zhat - e||^2 expanded, less ||zhat||^2, which every code shares (codes recur across codebooks)."""
+    symbols = component_symbols(dim)
+    return sp.expand(sum((s - c) ** 2 for s, c in zip(symbols, code))) - sum(s ** 2 for s in symbols)
+
+
+@cacheit
+def derivative(expr, symbol):
+    return sp.diff(expr, symbol)
+
+
+@functools.lru_cache(maxsize=4096)
 def closer_than(distance, other_distance, symbols):
-    """d_j <= d_i as an unevaluated linear inequality in zhat, integer coefficients without common factor."""
-    difference = sp.expand(distance - other_distance)
-    constant = difference.xreplace({symbol: 0 for symbol in symbols})
-    content, linear = (difference - constant).as_content_primitive()
+    """d_j <= d_i as an unevaluated linear inequality in zhat, integer coefficients without common factor.
+    Both distances come expanded and less the shared ||zhat||^2, so their difference is linear."""
+    constant, linear = (distance - other_distance).as_coeff_Add()
+    content, linear = linear.as_content_primitive()
     if linear == 0:
         return sp.true if constant <= 0 else sp.false
     if linear.could_extract_minus_sign():
@@ -540,20 +717,31 @@ def closer_than(distance, other_distance, symbols):
     return sp.LessThan(linear, -constant / content, evaluate=False)
 
 
-def case_value(piecewise, point: dict, decided: dict):
-    """The first case whose condition holds at the point; `decided` remembers each condition's truth."""
-    if not isinstance(piecewise, sp.Piecewise):  # a single case collapses to its expression
-        return piecewise.xreplace(point)
-    for expr, condition in piecewise.args:
+def chosen_case(cases, point: dict, decided: dict):
+    """The expression of the first case (from a case_list) whose condition holds at the point
+    (symbols -> Fractions); `decided` remembers each condition's truth."""
+    for expr, condition in cases:
         if condition not in decided:
             decided[condition] = holds(condition, point)
         if decided[condition]:
-            return expr.xreplace(point)
+            return expr
     raise ValueError("no case of the quantiser holds")
 
 
+def case_list(piecewise) -> list[tuple]:
+    """The (expression, condition) cases in order; a single case collapses to its expression."""
+    if not isinstance(piecewise, sp.Piecewise):
+        return [(piecewise, sp.true)]
+    return [pair.args for pair in piecewise.args]
+
+
+def case_value(cases, point: dict, decided: dict) -> Fraction:
+    """The displayed case (from a case_list) at a point given in Fractions, evaluated exactly in Fractions."""
+    return exact_evaluator(chosen_case(cases, point, decided))(point)
+
+
 def holds(condition, point: dict) -> bool:
-    """A conjunction of linear inequalities at a rational point, side by side in exact numbers
+    """A conjunction of linear inequalities at a rational point, side by side in exact Fractions
     (SymPy's own evaluation of relationals is slow)."""
     if condition is sp.true:
         return True
@@ -563,8 +751,7 @@ def holds(condition, point: dict) -> bool:
             continue
         if part is sp.false:
             return False
-        left, right = part.lhs.xreplace(point), part.rhs.xreplace(point)
-        if not COMPARISONS[part.rel_op](left, right):
+        if not relation_evaluator(part)(point):
             return False
     return True
 
@@ -573,17 +760,87 @@ COMPARISONS = {"<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
                ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
 
 
+@functools.lru_cache(maxsize=4096)
+def relation_evaluator(relation):
+    """point -> truth of the displayed relation; compiled once, as relations recur across codebooks."""
+    compare_sides = COMPARISONS[relation.rel_op]
+    left, right = linear_form(relation.lhs), linear_form(relation.rhs)
+    if left is None or right is None:
+        left, right = exact_evaluator(relation.lhs), exact_evaluator(relation.rhs)
+        return lambda point: compare_sides(left(point), right(point))
+    # lhs - rhs = sum a_i x_i + a_0, times the common denominator of the a's (> 0): integers
+    coefficients = {symbol: left[0].get(symbol, 0) - right[0].get(symbol, 0)
+                    for symbol in set(left[0]) | set(right[0])}
+    constant = left[1] - right[1]
+    unit = math.lcm(constant.denominator, *[a.denominator for a in coefficients.values()])
+    terms = [(symbol, int(a * unit)) for symbol, a in coefficients.items() if a]
+    constant = int(constant * unit)
+
+    def holds_at(point):
+        # x_i = n_i / d_i: multiply through by D = lcm(d_i) > 0, the sign is kept
+        values = [(a, point[symbol]) for symbol, a in terms]
+        scale = math.lcm(*[value.denominator for _, value in values])
+        total = constant * scale
+        for a, value in values:
+            total += a * value.numerator * (scale // value.denominator)
+        return compare_sides(total, 0)
+    return holds_at
+
+
+def linear_form(expr):
+    """({symbol: coefficient}, constant) in Fractions if expr is a linear polynomial with rational
+    coefficients, else None."""
+    coefficients, constant = {}, Fraction(0)
+    for term, coefficient in expr.as_coefficients_dict().items():
+        if not coefficient.is_Rational:
+            return None
+        value = Fraction(int(coefficient.p), int(coefficient.q))
+        if term == 1:
+            constant += value
+        elif term.is_Symbol:
+            coefficients[term] = coefficients.get(term, 0) + value
+        else:
+            return None
+    return coefficients, constant
+
+
+@functools.lru_cache(maxsize=4096)
+def exact_evaluator(expr):
+    """point -> the value of a polynomial SymPy expression in Python Fractions (no SymPy arithmetic)."""
+    if expr.is_Rational:
+        value = Fraction(int(expr.p), int(expr.q))
+        return lambda point: value
+    if expr.is_Symbol or isinstance(expr, sp.Indexed):
+        return lambda point: point[expr]
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp >= 0:
+        base, power = exact_evaluator(expr.base), int(expr.exp)
+        return lambda point: base(point) ** power
+    terms = [exact_evaluator(arg) for arg in expr.args]
+    if expr.is_Add:
+        return lambda point: sum((term(point) for term in terms), Fraction(0))
+    if expr.is_Mul:
+        return lambda point: math.prod((term(point) for term in terms), start=Fraction(1))
+    raise TypeError(f"cannot evaluate {expr} exactly in fractions")
+
+
+@functools.lru_cache(maxsize=16)
+def sample_offsets(dim: int) -> tuple:
+    """The seeded random offsets from zhat of the points where the displayed cases are checked."""
+    rng = random.Random(20211)
+    return tuple(tuple(Fraction(rng.randint(-40, 40), 8) for _ in range(dim)) for _ in range(SAMPLED_POINTS))
+
+
 def check_quantiser_cases(codebook, zhat, symbols, quantiser) -> Check:
     """The displayed cases at zhat and at seeded random points vs the brute-force quantiser."""
     codes = [as_fractions(code) for code in codebook]
-    rng = random.Random(20211)
-    points = [as_fractions(zhat)] + [[Fraction(rng.randint(-40, 40), 8) + x for x in as_fractions(zhat)]
-                                     for _ in range(SAMPLED_POINTS)]
+    at = as_fractions(zhat)
+    points = [at] + [[offset + x for offset, x in zip(offsets, at)] for offsets in sample_offsets(len(at))]
+    rows = [case_list(row) for row in quantiser]
     derived, brute = [], []
     for point in points:
-        exact_point = {s: sp.Rational(x.numerator, x.denominator) for s, x in zip(symbols, point)}
+        exact_point = dict(zip(symbols, point))
         decided: dict = {}
-        derived += [case_value(row, exact_point, decided) for row in quantiser]
+        derived += [case_value(row, exact_point, decided) for row in rows]
         brute += codes[exact_nearest(codes, point)]
     return compare(f"displayed cases vs brute force at zhat and {SAMPLED_POINTS} random points", derived,
                    brute, how="brute force")
@@ -592,45 +849,86 @@ def check_quantiser_cases(codebook, zhat, symbols, quantiser) -> Check:
 def cell_radius(codebook, distances, k: int):
     """rho = min over j of the distance from zhat to the hyperplane bisecting e_k and e_j;
     returns rho, the j reaching it, and every candidate distance in code order."""
-    candidates = {}
+    candidates, sizes = {}, {}
     for j, code in enumerate(codebook):
         if j != k:
             gap = sum(((a - b) ** 2 for a, b in zip(code, codebook[k])), sp.Integer(0))
-            candidates[j] = sp.radsimp((distances[j] - distances[k]) / (2 * sp.sqrt(gap)))
-    rival = min(candidates, key=lambda j: (sp.N(candidates[j], 30), j))
+            candidates[j], sizes[j] = plane_distance(distances[j] - distances[k], gap)
+    rival = min(candidates, key=lambda j: (sizes[j], j))
     return candidates[rival], rival, list(candidates.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def plane_distance(excess, squared_gap):
+    """excess / (2 sqrt(squared_gap)) with a rational denominator, and its value to 30 digits
+    (the same numbers recur across variants)."""
+    distance = excess * unit_plane_distance(squared_gap)
+    return distance, sp.N(distance, 30)
+
+
+@functools.lru_cache(maxsize=1024)
+def unit_plane_distance(squared_gap):
+    """1 / (2 sqrt(squared_gap)) with the denominator rationalised; a rational excess times it stays so."""
+    return sp.radsimp(1 / (2 * sp.sqrt(squared_gap)))
+
+
+@functools.lru_cache(maxsize=16)
+def sample_directions(dim: int) -> tuple:
+    """The seeded random directions of the cell-radius check."""
+    rng = random.Random(4231)
+    return tuple(tuple(rng.randint(-1000, 1000) for _ in range(dim)) for _ in range(SAMPLED_DIRECTIONS))
 
 
 def check_cell_radius(codes, point, k: int, radius, rival: int) -> Check:
     """Points 0.999 rho away (along every boundary normal and random directions) keep code k;
     the point 1.001 rho towards the nearest boundary does not."""
     rho = float(sp.N(radius, 30))
-    rng = random.Random(4231)
-    directions = [[c - e for c, e in zip(code, codes[k])] for j, code in enumerate(codes) if j != k]
-    directions += [[Fraction(rng.randint(-1000, 1000)) for _ in point] for _ in range(SAMPLED_DIRECTIONS)]
+    # Exact, in integers: a direction is an integer vector over a denominator, so is every moved point.
+    unit = _common_denominator(codes, point)
+    at, integral = _integers([point], unit)[0], _integers(codes, unit)
+    directions = [([c - e for c, e in zip(row, integral[k])], unit) for j, row in enumerate(integral) if j != k]
+    directions += [(list(direction), 1) for direction in sample_directions(len(point))]
 
-    def moved(direction, factor):
-        length = math.sqrt(float(sum(x * x for x in direction))) or 1.0
+    def nearest_moved(direction, denominator, factor):
+        length = math.sqrt(float(Fraction(sum(x * x for x in direction), denominator * denominator))) or 1.0
         scale = Fraction(factor * rho / length)
-        return [x + scale * d for x, d in zip(point, direction)]
+        # zhat + scale * direction / denominator, over the common denominator unit * q * denominator
+        p, q = scale.numerator, scale.denominator
+        moved = [x * q * denominator + p * d * unit for x, d in zip(at, direction)]
+        return _nearest_index([[c * q * denominator for c in row] for row in integral], moved)
 
-    kept = all(exact_nearest(codes, moved(direction, 0.999)) == k for direction in directions)
-    toward = [c - e for c, e in zip(codes[rival], codes[k])]
-    left = exact_nearest(codes, moved(toward, 1.001)) != k
+    kept = all(nearest_moved(direction, denominator, 0.999) == k for direction, denominator in directions)
+    toward = [c - e for c, e in zip(integral[rival], integral[k])]
+    left = nearest_moved(toward, unit, 1.001) != k
     return Check("cell radius: code kept at 0.999 rho, lost at 1.001 rho", kept and left,
                  f"rho = {rho:.12g}; {len(directions)} directions at 0.999 rho keep code {k}: {kept}; "
                  f"1.001 rho towards code {rival} leaves the cell: {left}")
 
 
+@cacheit
+def straight_through(code: tuple, dim: int):
+    """zhat + sg(e_k - zhat) and its Jacobian by SymPy (sympy's cache: cleared with SymPy's own).
+    The Jacobian is taken once per dimension, for symbolic code entries: it does not depend on them."""
+    symbols = component_symbols(dim)
+    straight = sp.ImmutableMatrix(symbols) + sp.ImmutableMatrix([StopGradient(c - s) for c, s in zip(code, symbols)])
+    return straight, straight_through_jacobian(dim)
+
+
+@cacheit
+def straight_through_jacobian(dim: int) -> ShownMatrix:
+    symbols = component_symbols(dim)
+    straight = sp.ImmutableMatrix(symbols) + sp.ImmutableMatrix([StopGradient(c - s) for c, s in
+                                                                 zip(code_symbols("k", dim), symbols)])
+    return shown(straight.jacobian(symbols))
+
+
 def straight_through_steps(codes, point, k: int, symbols, code):
-    zhat_vector = sp.ImmutableMatrix(symbols)
-    straight = zhat_vector + sp.ImmutableMatrix([StopGradient(c - s) for c, s in zip(code, symbols)])
+    straight, jacobian = straight_through(tuple(code), len(symbols))
     forward_value = forward(straight)
     forward_check = compare("straight-through forward pass vs the brute-force nearest code",
-                            list(forward_value.subs(dict(zip(symbols, [sp.Rational(x.numerator, x.denominator)
-                                                                        for x in point])))),
+                            list(forward_value.xreplace(dict(zip(symbols, [sp.Rational(x.numerator, x.denominator)
+                                                                            for x in point])))),
                             [float(x) for x in codes[exact_nearest(codes, point)]], how="brute force")
-    jacobian = shown(straight.jacobian(symbols))
     frozen = [c - x for c, x in zip(codes[k], point)]  # sg(z_q - zhat) keeps its forward value
     surrogate_check = compare("finite differences with the stop-gradient term frozen",
                               _flat(jacobian.tolist()),
@@ -648,36 +946,61 @@ def straight_through_steps(codes, point, k: int, symbols, code):
     ]
 
 
+@cacheit
+def vq_losses(k: int, dim: int):
+    """The codebook and commitment losses of code k and their gradients, by SymPy. For k > 0 the
+    forms of code 0 with e_0 renamed e_k: new symbols make SymPy's differentiation costly."""
+    symbols, chosen = component_symbols(dim), code_symbols(k, dim)
+    if k:
+        renamed = dict(zip(code_symbols(0, dim), chosen))
+        return tuple(form.xreplace(renamed) for form in vq_losses(0, dim))
+    codebook_loss = sum((StopGradient(s) - e) ** 2 for s, e in zip(symbols, chosen))
+    codebook_gradient = RememberedMatrix([sp.expand(sp.diff(codebook_loss, e)) for e in chosen])
+    commitment_loss = BETA * sum((s - StopGradient(e)) ** 2 for s, e in zip(symbols, chosen))
+    commitment_gradient = RememberedMatrix([sp.expand(sp.diff(commitment_loss, s)) for s in symbols])
+    return codebook_loss, codebook_gradient, commitment_loss, commitment_gradient
+
+
 def loss_steps(codes, point, k: int, beta, symbols, code, zhat, zhat_step: Fraction):
     chosen = code_symbols(k, len(symbols))
-    values = {**dict(zip(symbols, zhat)), **dict(zip(chosen, code))}
-    codebook_loss = sum((StopGradient(s) - e) ** 2 for s, e in zip(symbols, chosen))
-    codebook_gradient = sp.ImmutableMatrix([sp.expand(sp.diff(codebook_loss, e)) for e in chosen])
-    codebook_value = shown(forward(codebook_gradient).subs(values))
-    commitment_loss = BETA * sum((s - StopGradient(e)) ** 2 for s, e in zip(symbols, chosen))
-    commitment_gradient = sp.ImmutableMatrix([sp.expand(sp.diff(commitment_loss, s)) for s in symbols])
-    commitment_value = shown(forward(commitment_gradient).subs({**values, BETA: beta}))
     beta_f = Fraction(int(beta.p), int(beta.q))
-    distances = exact_squared_distances(codes, point)
-    gap = min(d - distances[k] for j, d in enumerate(distances) if j != k)
-    reach = max(abs(x - c) for entry in codes for x, c in zip(point, entry))
+    values = {**dict(zip(symbols, point)), **dict(zip(chosen, codes[k])), BETA: beta_f}
+    codebook_loss, codebook_gradient, commitment_loss, commitment_gradient = vq_losses(k, len(symbols))
+    codebook_value = evaluated(forward(codebook_gradient), values)
+    commitment_value = evaluated(forward(commitment_gradient), values)
+    # The brute-force losses in integers: everything times a common denominator S, so squared
+    # distances scale by S^2 (exact, like Fractions, without normalising after every operation).
+    unit = _common_denominator(codes, point)
+    distances = _integer_distances(codes, point, unit)
+    gap = Fraction(min(d - distances[k] for j, d in enumerate(distances) if j != k), unit * unit)
+    at, rows = _integers([point], unit)[0], _integers(codes, unit)
+    reach = Fraction(max(abs(x - c) for row in rows for x, c in zip(at, row)), unit)
     code_step = min(FD_STEP, gap / (4 * (reach + 1)))
 
-    def codebook_loss_of(flat_codes):
-        rows = [flat_codes[r * len(point):(r + 1) * len(point)] for r in range(len(codes))]
-        nearest = exact_nearest(rows, point)
-        return [sum(((x - c) ** 2 for x, c in zip(point, rows[nearest])), Fraction(0))]
-
-    by_code = central_difference(codebook_loss_of, _flat(codes), code_step)[0]
+    scale = math.lcm(unit, code_step.denominator)
+    at, rows, h = _integers([point], scale)[0], _integers(codes, scale), int(code_step * scale)
+    base = _integer_distances(codes, point, scale)
+    by_code = []
+    for r, row in enumerate(rows):
+        others = min(base[:r] + base[r + 1:])
+        for axis in range(len(point)):
+            offset = at[axis] - row[axis]
+            # the nearest code re-chosen after moving entry (r, axis) by +h and by -h
+            ahead, behind = (min(others, base[r] - offset ** 2 + (offset - move) ** 2) for move in (h, -h))
+            by_code.append(Fraction(ahead - behind, 2 * h * scale))
     derived_by_code = [float(codebook_value[axis]) if row == k else 0.0
                        for row in range(len(codes)) for axis in range(len(point))]
     codebook_check = compare(f"finite differences over every code entry, nearest code re-chosen, "
                              f"h={float(code_step):.3g}", derived_by_code, by_code, how="finite differences")
 
-    def commitment_of(x):
-        return [beta_f * sum(((a - c) ** 2 for a, c in zip(x, codes[exact_nearest(codes, x)])), Fraction(0))]
-
-    by_zhat = central_difference(commitment_of, point, zhat_step)[0]
+    scale = math.lcm(unit, zhat_step.denominator)
+    at, rows, h = _integers([point], scale)[0], _integers(codes, scale), int(zhat_step * scale)
+    base = _integer_distances(codes, point, scale)
+    by_zhat = []
+    for axis in range(len(point)):
+        ahead, behind = (min(d - (at[axis] - row[axis]) ** 2 + (at[axis] + move - row[axis]) ** 2
+                             for d, row in zip(base, rows)) for move in (h, -h))
+        by_zhat.append(beta_f * Fraction(ahead - behind, 2 * h * scale))
     commitment_check = compare(f"finite differences over zhat, nearest code re-chosen, h={float(zhat_step):.3g}",
                                list(commitment_value), by_zhat, how="finite differences")
     gradient_codebook = Notation("dL_codebook/de_k", rf"\frac{{\partial \mathcal{{L}}_{{\mathrm{{codebook}}}}}}"
@@ -701,16 +1024,21 @@ def loss_steps(codes, point, k: int, beta, symbols, code, zhat, zhat_step: Fract
 def difference_quotient_table(codes, point) -> Table:
     """Difference quotients of z_q with growing steps: zero until a step jumps into another cell."""
     rows = []
+    unit = _common_denominator(codes, point)
     for step in (Fraction(1, 100), Fraction(1, 10), Fraction(1, 2), Fraction(1), Fraction(2)):
-        reached, largest = set(), Fraction(0)
+        # in integers: coordinates times a common denominator of the codes, zhat and the step
+        scale = math.lcm(unit, step.denominator)
+        at, integral, h = _integers([point], scale)[0], _integers(codes, scale), int(step * scale)
+        reached, largest = set(), 0
         for axis in range(len(point)):
-            ahead = exact_nearest(codes, shifted(point, axis, step))
-            behind = exact_nearest(codes, shifted(point, axis, -step))
+            ahead = _nearest_index(integral, [x + h if i == axis else x for i, x in enumerate(at)])
+            behind = _nearest_index(integral, [x - h if i == axis else x for i, x in enumerate(at)])
             reached |= {ahead, behind}
-            largest = max([largest] + [abs(a - b) / (2 * step) for a, b in zip(codes[ahead], codes[behind])])
-        rows.append((f"${sp.latex(sp.Rational(step.numerator, step.denominator))}$",
+            largest = max([largest] + [abs(a - b) for a, b in zip(integral[ahead], integral[behind])])
+        largest = Fraction(largest, scale) / (2 * step)
+        rows.append((f"${tex(sp.Rational(step.numerator, step.denominator))}$",
                      ", ".join(str(j) for j in sorted(reached)),
-                     f"${sp.latex(sp.Rational(largest.numerator, largest.denominator))}$"))
+                     f"${tex(sp.Rational(largest.numerator, largest.denominator))}$"))
     return Table("Central difference quotients of $z_q$ along the axes, step $h$",
                  ("$h$", "codes reached at $\\hat{z} \\pm h$ along each axis", "largest entry in absolute value"),
                  tuple(rows))

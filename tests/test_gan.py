@@ -51,7 +51,8 @@ def fresh_caches():
     """Monkeypatched derivations must not reuse results cached from the real ones."""
     cached = (gan.build_sampler, gan.analyse, gan.generic_sampler, gan.check_generic_sampler,
               gan.boundary_step, gan.first_word_remarks, gan.rule_intervals, gan.relaxed_output,
-              gan._rule_bounds)  # the originals, captured before any monkeypatching
+              gan._rule_bounds, gan._expanded_rule_bounds, gan._cdf_parts, gan._frequencies, gan._misplaced,
+              gan._grid_disagreements, gan._boundary_words)  # the originals, captured before any monkeypatching
 
     def clear():
         for function in cached:
