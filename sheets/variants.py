@@ -612,16 +612,14 @@ def _pdf_bytes(document) -> bytes:
     return buffer.getvalue()
 
 
-# pdflatex time, in units of one character of running text (about 0.8 us): a TikZ figure
-# costs about 15000 units plus 6 per character of its source (measured on the ring, staircase
-# and density figures). The estimate only balances the two cores.
-FIGURE_COST = 15_000
-FIGURE_COST_PER_CHAR = 6
+# pdflatex time, in units of one character of running text (about 0.8 us): a figure costs
+# about 2.2 ms whatever its template (measured on the ring, staircase, density and codebook
+# figures of a 50-variant run). The estimate only balances the two cores.
+FIGURE_COST = 2_700
 
 
 def document_cost(bodies: list[str], figures: dict[str, str]) -> int:
-    return (sum(len(body) for body in bodies)
-            + sum(FIGURE_COST + FIGURE_COST_PER_CHAR * len(tex) for tex in figures.values()))
+    return sum(len(body) for body in bodies) + FIGURE_COST * len(figures)
 
 
 def chunk_figures(results: list[VariantResult]) -> dict[str, str]:

@@ -443,14 +443,15 @@ def _render_figure(derivation) -> str:
 
 
 def test_figure_template_renders():
-    tikz = _render_figure(solve("2a"))
-    assert r"\begin{tikzpicture}" in tikz and r"\end{tikzpicture}" in tikz
-    assert r"\draw[chosen] (1,0.2000) -- (1,0.7000);" in tikz      # the chosen word's riser
-    assert r"\draw[noise] (-0.6,0.6000) -- (1,0.6000);" in tikz    # eps = 3/5 meets it
-    assert r"\epsilon = \frac{3}{5}" in tikz
-    assert "VAR" not in tikz and "BLOCK" not in tikz
+    picture = _render_figure(solve("2a"))
+    assert r"\begin{pgfpicture}" in picture and r"\end{pgfpicture}" in picture
+    assert r"\dfcolor{red!75!black}\dfline{1\dfux}{0.2000\dfuy}{1\dfux}{0.7000\dfuy}" in picture  # the chosen riser
+    assert r"\dfline{-0.6\dfux}{0.6000\dfuy}{1\dfux}{0.6000\dfuy}" in picture  # eps = 3/5 meets it
+    assert r"\epsilon = \frac{3}{5}" in picture
+    assert "VAR" not in picture and "BLOCK" not in picture
     zero = _render_figure(solve("gan-first-word", {"P": "0,1/2,1/2", "eps": "1/4"}))
-    assert r"(0,0.0000) -- (0,0.0000)" not in zero  # no riser for the zero-probability word
+    risers = re.findall(r"\\dfline\{(\d)\\dfux\}\{([\d.]+)\\dfuy\}\{\1\\dfux\}\{([\d.]+)\\dfuy\}", zero)
+    assert risers == [("1", "0.0000", "0.5000"), ("2", "0.5000", "1.0000")]  # none for the zero-probability word
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")

@@ -457,7 +457,7 @@ def test_mixture_figure_renders():
     assert solve("vae-kl").figure is None  # symbolic: nothing to plot
     for problem, raw in (("3a", {}), ("3c", {}), ("vae-kl", {"mu": "1", "sigma2": "1/4"})):
         tex = render.render_figure(solve(problem, raw))
-        assert "\\begin{tikzpicture}" in tex and "plot coordinates" in tex
+        assert "\\begin{pgfpicture}" in tex and "\\dfcurve{" in tex
         assert "\\VAR" not in tex and "\\BLOCK" not in tex and "pgfplots" not in tex
     data = solve("3c").figure.data
     assert len(data["curves"]) == 3 and data["curves"][-1]["style"].startswith("very thick")
