@@ -160,14 +160,19 @@ def direct_pseudo_nll(labels, coupling, assignment) -> float:
 
 
 def enumerate_nll(labels, coupling, assignment) -> float:
-    """-ln P(Y) by brute force over all |L|^N labelings."""
+    """-ln P(Y) by brute force over all |L|^N labelings: ln of the sum over labelings Y' of
+    e^{s(Y') - s(Y)}, taken as log1p of the other labelings' terms, so that a likely labeling
+    (-ln P near 0, where ln Z - s(Y) would cancel) keeps its relative precision."""
     labels_f = [float(label) for label in labels]
     coupling_f = float(coupling)
-    scores = [ring_score_float(config, coupling_f)
-              for config in itertools.product(labels_f, repeat=len(assignment))]
-    top = max(scores)
-    log_z = top + math.log(sum(math.exp(s - top) for s in scores))
-    return log_z - ring_score_float([float(a) for a in assignment], coupling_f)
+    point = tuple(float(a) for a in assignment)
+    own = ring_score_float(point, coupling_f)
+    others = [ring_score_float(config, coupling_f) - own
+              for config in itertools.product(labels_f, repeat=len(assignment)) if config != point]
+    top = max(others, default=0.0)
+    if top > 700:  # e^top would overflow a float: factor it out
+        return top + math.log(math.exp(-top) + math.fsum(math.exp(d - top) for d in others))
+    return math.log1p(math.fsum(math.exp(d) for d in others))
 
 
 def _mp_transfer(labels, coupling):
