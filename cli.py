@@ -6,6 +6,7 @@ formats. Bad input becomes one `error:` line and exit 2; a failed check, exit 1.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -264,5 +265,27 @@ def audit(file: str, fmt: str):
     cli_audit(Path(file), fmt)
 
 
+def main() -> None:
+    """The console entry point: the CLI, then an exit without tearing the interpreter down.
+
+    A variants run leaves about a million SymPy objects in caches; freeing them one by one
+    took ~0.4 s after every file was written and closed, a tenth of the run. Output streams
+    are flushed first; nothing else needs the interpreter's cleanup (temporary files and
+    pdflatex processes are closed by the commands themselves)."""
+    try:
+        cli()
+        code = 0
+    except SystemExit as done:
+        if done.code is not None and not isinstance(done.code, int):
+            raise
+        code = done.code or 0
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (derive ... | head): nothing left to say
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    cli()
+    main()

@@ -10,12 +10,11 @@ so every variant asks the same questions with other numbers.
 Each drawn part is derived and must pass all its checks before anything is written;
 each distinct parameter set is derived once, and with several variants two forked
 workers share the derivations. The sheets are rendered with the exam's own templates.
-All question sheets go into one LaTeX document and the solution sheets into one or two
-(balanced so that both cores finish together); a figure that recurs is typeset once per
-document as a PDF form. pikepdf (qpdf) cuts the PDFs into per-variant files at the named
-destination each variant starts with. Everything is written into a temporary directory
-beside the target and moved into place at the end, so a failed or interrupted run leaves
-no half-written file.
+The question and solution sheets of all variants go into two LaTeX documents of about
+equal cost, one per core; a figure that recurs is typeset once per document as a PDF form.
+pikepdf (qpdf) cuts the PDFs into per-variant files at the named destination each sheet
+starts with. Everything is written into a temporary directory beside the target and moved
+into place at the end, so a failed or interrupted run leaves no half-written file.
 
 Output (DIR defaults to build/variants):
     manifest.json                 {"seed": S, "variants": [{"id", "parts": [{"problem", "family", "args", "value"}]}]}
@@ -29,17 +28,16 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import logging
 import math
-import multiprocessing
 import os
 import random
 import re
 import shutil
-import signal
 import tempfile
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -54,8 +52,7 @@ from derivations.values import ParameterError
 
 from . import pdf, render
 
-PARALLEL_FROM = 4         # variants from which two worker processes share the work
-SPLIT_FROM = 4            # variants from which the solution sheets compile as two documents
+SPLIT_FROM = 4            # variants from which the sheets compile as two documents
 MAX_DRAWS = 60            # parameter draws per part before giving up (a generator bug)
 MAX_ROSTER_BYTES = 2_000_000
 MAX_NAME = 120
@@ -435,94 +432,6 @@ def quiet_pylatexenc() -> Iterator[None]:
         logger.setLevel(level)
 
 
-# --------------------------------------------------------- parallel workers
-
-_WORKER: dict[str, Any] = {}
-
-
-def _worker_job(job: tuple[int, Student, bool]) -> tuple:
-    """Runs in a forked worker; errors come back as data (ParameterError does not survive pickling)."""
-    seed, student, with_figures = job
-    deriver = _WORKER.setdefault("deriver", Deriver())
-    try:
-        return ("ok", make_variant(seed, student, deriver, with_figures))
-    except ParameterError as bad:
-        return ("parameter", bad.name, bad.message)
-    except VariantError as failure:
-        return ("variant", str(failure))
-    except Exception as failure:  # noqa: BLE001 - reported with its type, as a failed variant
-        return ("variant", f"variant {student.id}: {type(failure).__name__}: {failure}")
-
-
-def _unpack(outcome: tuple) -> VariantResult:
-    if outcome[0] == "ok":
-        return outcome[1]
-    if outcome[0] == "parameter":
-        raise ParameterError(outcome[1], outcome[2])
-    raise VariantError(outcome[1])
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-class Workers:
-    """Two forked worker processes when there are two cores and several variants, else none.
-
-    They derive and render the variants (SymPy is single-threaded). Forked before any thread
-    starts; every job returns plain data."""
-
-    def __init__(self, count: int) -> None:
-        self.pool = None
-        if (min(cpu_count(), 2) >= 2 and count >= PARALLEL_FROM
-                and "fork" in multiprocessing.get_all_start_methods()):
-            _WORKER.clear()
-            self.pool = multiprocessing.get_context("fork").Pool(2, initializer=_ignore_interrupts)
-
-    @property
-    def parallel(self) -> bool:
-        return self.pool is not None
-
-    def variants(self, jobs: list[tuple]) -> Iterator[tuple]:
-        if self.pool is None:
-            deriver = Deriver()
-            for seed, student, with_figures in jobs:
-                yield ("ok", make_variant(seed, student, deriver, with_figures))
-            return
-        yield from self.pool.imap(_worker_job, jobs, chunksize=1)
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
-            self.pool = None
-
-
-def _ignore_interrupts() -> None:
-    """Ctrl-C reaches the whole process group: the parent stops the workers and cleans up,
-    so the workers themselves ignore it (no traceback from each)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def make_variants(seed: int, students: list[Student], advance, workers: Workers | None = None,
-                  with_figures: bool = True) -> list[VariantResult]:
-    """Every variant, in roster order; each worker caches the derivations it has done."""
-    own = workers is None
-    workers = workers or Workers(len(students))
-    try:
-        results = []
-        for outcome in workers.variants([(seed, student, with_figures) for student in students]):
-            results.append(_unpack(outcome))
-            advance(1)
-        return results
-    finally:
-        if own:
-            workers.close()
-
-
 # ------------------------------------------------------------ combined PDFs
 
 PREAMBLE_ADDITIONS = (
@@ -538,67 +447,92 @@ PREAMBLE_ADDITIONS = (
 )
 
 
-def combined_document(preamble: str, results: list[VariantResult], bodies: list[str],
-                      figures: dict[str, str]) -> str:
-    """One document holding every variant; each starts on a new page at the named
-    destination derive-variant-<index>, which is how the split finds its first page."""
-    head = preamble[:preamble.rindex("\\begin{document}")]
-    chunks = [head, PREAMBLE_ADDITIONS, "\\begin{document}\n"]
-    for key, tex in figures.items():
-        chunks.append(f"\\setbox\\derivefigurebox=\\hbox{{%\n{tex}}}\\immediate\\pdfxform\\derivefigurebox\n"
-                      f"\\expandafter\\xdef\\csname derivefigure@{key}\\endcsname{{\\the\\pdflastxform}}\n")
-    for index, (result, body) in enumerate(zip(results, bodies)):
-        label = render.latex_escape(f"Variant {result.student.id}")
+SHEETS = ("questions", "solutions")
+
+
+@functools.lru_cache(maxsize=1)
+def sheet_preamble() -> str:
+    """The LaTeX preamble every sheet shares, through \\begin{document}: known before any
+    variant is made (the sheet template puts nothing of a sheet's own above it)."""
+    blank = render.SheetView(render.EXAM_TITLE, "", [])
+    return split_document(render.render_latex(blank, solutions=True))[0]
+
+
+def document_head() -> str:
+    """The start of a combined document: the sheets' preamble with the combined additions."""
+    preamble = sheet_preamble()
+    return preamble[:preamble.rindex("\\begin{document}")] + PREAMBLE_ADDITIONS + "\\begin{document}\n"
+
+
+def variant_source(result: VariantResult, index: int, defined: set[str]) -> str:
+    """A variant's two sheets in a combined document, each starting on a new page at the named
+    destination derive-variant-<sheet>-<index>, which is how the split finds its first page.
+    A figure not yet in `defined` is set first, once per document, as a PDF form."""
+    chunks = []
+    for key, tex in result.figures.items():
+        if key not in defined:
+            defined.add(key)
+            chunks.append(f"\\setbox\\derivefigurebox=\\hbox{{%\n{tex}}}\\immediate\\pdfxform\\derivefigurebox\n"
+                          f"\\expandafter\\xdef\\csname derivefigure@{key}\\endcsname{{\\the\\pdflastxform}}\n")
+    label = render.latex_escape(f"Variant {result.student.id}")
+    for sheet, body in zip(SHEETS, (result.questions_body, result.solutions_body)):
         chunks.append(f"\\clearpage\\setcounter{{page}}{{1}}\\gdef\\derivevariant{{{label}}}"
-                      f"\\pdfdest name{{{DEST_PREFIX}{index}}} xyz\\relax\n")
+                      f"\\pdfdest name{{{DEST_PREFIX}{sheet}-{index}}} xyz\\relax\n")
         chunks.append(body)
-    chunks.append("\\end{document}\n")
     return "".join(chunks)
 
 
-def page_ranges(document, count: int) -> list[range]:
-    """Each variant's pages in a combined PDF (a pikepdf.Pdf), from its named destination
-    to the next one."""
+DOCUMENT_END = "\\end{document}\n"
+
+
+def combined_document(results: list[VariantResult]) -> str:
+    """The whole source of one combined document, as it is streamed to pdflatex."""
+    defined: set[str] = set()
+    return (document_head() + "".join(variant_source(result, index, defined) for index, result in enumerate(results))
+            + DOCUMENT_END)
+
+
+def page_ranges(document, count: int) -> dict[str, list[range]]:
+    """Each variant's question and solution pages in a combined PDF (a pikepdf.Pdf): from
+    the named destination its sheet starts at to the next one."""
     import pikepdf
-    starts: dict[int, int] = {}
+    starts: dict[tuple[str, int], int] = {}
     names = document.Root.get("/Names")
     tree = names.get("/Dests") if names is not None else None
     for name, destination in (pikepdf.NameTree(tree).items() if tree is not None else ()):
-        if name.startswith(DEST_PREFIX):
+        match = re.fullmatch(re.escape(DEST_PREFIX) + r"(questions|solutions)-(\d+)", name)
+        if match:
             target = destination.D if isinstance(destination, pikepdf.Dictionary) else destination
-            starts[int(name[len(DEST_PREFIX):])] = pikepdf.Page(target[0]).index
-    if sorted(starts) != list(range(count)):
-        raise VariantError(f"the combined PDF has {len(starts)} variant markers, expected {count}")
-    firsts = [starts[index] for index in range(count)] + [len(document.pages)]
-    ranges = [range(firsts[i], firsts[i + 1]) for i in range(count)]
+            starts[match[1], int(match[2])] = pikepdf.Page(target[0]).index
+    expected = [(sheet, index) for index in range(count) for sheet in SHEETS]
+    if sorted(starts) != sorted(expected):
+        raise VariantError(f"the combined PDF has {len(starts)} sheet markers, expected {len(expected)}")
+    firsts = [starts[key] for key in expected] + [len(document.pages)]
+    ranges = [range(firsts[i], firsts[i + 1]) for i in range(len(expected))]
     if any(len(pages) == 0 for pages in ranges):
-        raise VariantError("a variant has no pages in the combined PDF")
-    return ranges
+        raise VariantError("a sheet has no pages in the combined PDF")
+    return {sheet: ranges[offset::2] for offset, sheet in enumerate(SHEETS)}
 
 
-def split_pdf(pdf_bytes: bytes, count: int) -> list[bytes]:
-    """Per-variant PDFs cut from a combined one. qpdf (through pikepdf) copies the pages with
-    the fonts and forms they use; its file ID is a hash of the content, so the bytes depend
-    on the input only."""
+def cut_pages(document, ranges: list[range]) -> list[bytes]:
+    """One PDF per range of pages. qpdf (through pikepdf) copies the pages with the fonts and
+    forms they use; its file ID is a hash of the content, so the bytes depend on the input only."""
     import pikepdf
-    with pikepdf.open(io.BytesIO(pdf_bytes)) as document:
-        pieces = []
-        for pages in page_ranges(document, count):
-            with pikepdf.new() as piece:
-                piece.pages.extend(document.pages[pages.start:pages.stop])
-                pieces.append(_pdf_bytes(piece))
-        return pieces
+    pieces = []
+    for pages in ranges:
+        with pikepdf.new() as piece:
+            piece.pages.extend(document.pages[pages.start:pages.stop])
+            pieces.append(_pdf_bytes(piece))
+    return pieces
 
 
-def print_file(documents: list[tuple[bytes, int]]) -> bytes:
-    """All variants of the compiled documents (PDF bytes, variant count) in one file, each padded
-    to an even page count so that duplex printing starts every variant on a fresh sheet."""
+def print_file(parts: list[tuple[Any, list[range]]]) -> bytes:
+    """The given page ranges of open PDFs in one file, each padded to an even page count so that
+    duplex printing starts every variant's sheet on a fresh sheet of paper."""
     import pikepdf
-    with contextlib.ExitStack() as stack:
-        printing = stack.enter_context(pikepdf.new())
-        for pdf_bytes, count in documents:
-            document = stack.enter_context(pikepdf.open(io.BytesIO(pdf_bytes)))
-            for pages in page_ranges(document, count):
+    with pikepdf.new() as printing:
+        for document, ranges in parts:
+            for pages in ranges:
                 printing.pages.extend(document.pages[pages.start:pages.stop])
                 if len(pages) % 2:
                     box = document.pages[pages[-1]].mediabox
@@ -612,42 +546,20 @@ def _pdf_bytes(document) -> bytes:
     return buffer.getvalue()
 
 
-# pdflatex time, in units of one character of running text (about 0.8 us): a figure costs
-# about 2.2 ms whatever its template (measured on the ring, staircase, density and codebook
-# figures of a 50-variant run). The estimate only balances the two cores.
-FIGURE_COST = 2_700
+# The first document's share of the variants. It starts typesetting as soon as the first
+# variant is made and the second only once its own first variant is, so the first takes more:
+# with 50 variants on two cores, 0.7 lets both end together (0.5 leaves a core idle ~0.7 s).
+# The cut depends on the count alone, never on the machine: which glyphs a document uses
+# decides its font subsets, so the bytes of every PDF depend on where the cut falls.
+FIRST_DOCUMENT_SHARE = 0.7
 
 
-def document_cost(bodies: list[str], figures: dict[str, str]) -> int:
-    return sum(len(body) for body in bodies) + FIGURE_COST * len(figures)
-
-
-def chunk_figures(results: list[VariantResult]) -> dict[str, str]:
-    figures: dict[str, str] = {}
-    for result in results:
-        figures.update(result.figures)
-    return figures
-
-
-def solution_chunks(results: list[VariantResult], questions_cost: int) -> list[tuple[int, int]]:
-    """Split the solution sheets into two documents so that, with the question document on the
-    same core as the first, both cores finish together: S_second = (S + Q) / 2. A figure shared
-    by the two halves is typeset in each, as a document cannot share a form.
-
-    The split depends on the sheets alone, never on the machine: which glyphs a document uses
-    decides its font subsets, so the bytes of every PDF depend on where the cut falls."""
-    count = len(results)
+def document_ranges(count: int) -> list[range]:
+    """The variants of each combined document: two for two cores, one for a few variants."""
     if count < SPLIT_FROM:
-        return [(0, count)]
-    total = document_cost([r.solutions_body for r in results], chunk_figures(results))
-    best, best_gap = count, None
-    for cut in range(1, count):
-        tail = results[cut:]
-        tail_cost = document_cost([r.solutions_body for r in tail], chunk_figures(tail))
-        gap = abs(tail_cost - (total + questions_cost) / 2)
-        if best_gap is None or gap < best_gap:
-            best, best_gap = cut, gap
-    return [(0, best), (best, count)]
+        return [range(count)]
+    cut = min(count - 1, max(1, round(count * FIRST_DOCUMENT_SHARE)))
+    return [range(cut), range(cut, count)]
 
 
 # ---------------------------------------------------------------- building
@@ -676,32 +588,31 @@ def build_variants(seed: int, count: int | None, out_dir: Path, roster: Path | N
     """Write the variant exams into out_dir and return the files written, in a fixed order.
 
     With a roster, count may be None (one variant per student) or must equal the number of
-    students. figures=False leaves the TikZ figures out of the solution sheets: they are most
-    of pdflatex's time.
+    students. figures=False leaves the figures out of the solution sheets.
     """
     students = resolve_students(count, roster)
     if not exam_problems():
         raise VariantError("no exam problems are registered")
     with progress_bar(progress, len(students) + 2) as advance:
-        results = make_variants(seed, students, advance, with_figures=figures)
-        outputs = assemble(seed, results)
+        outputs = make_outputs(seed, students, advance, figures)
         advance(1)
         files = publish(Path(out_dir), outputs)
         advance(1)
     return files
 
 
-def assemble(seed: int, results: list[VariantResult]) -> dict[str, bytes]:
-    """Compile, split and collect every output file (nothing is written here)."""
+def make_outputs(seed: int, students: list[Student], advance=lambda steps: None,
+                 with_figures: bool = True) -> dict[str, bytes]:
+    """Every output file's bytes, by name (nothing is written here)."""
     from . import moodle
-    questions, solutions, questions_print, solutions_print = compile_sheets(results)
+    results, sheets = typeset_variants(seed, students, advance, with_figures)
     outputs: dict[str, bytes] = {}
     for index, result in enumerate(results):
-        contents = [questions[index], result.questions_md.encode("utf-8"),
-                    solutions[index], result.solutions_md.encode("utf-8")]
+        contents = [sheets["questions"][index], result.questions_md.encode("utf-8"),
+                    sheets["solutions"][index], result.solutions_md.encode("utf-8")]
         outputs.update(zip(variant_files(result.student), contents))
-    outputs[ALL_QUESTIONS] = questions_print
-    outputs[ALL_SOLUTIONS] = solutions_print
+    outputs[ALL_QUESTIONS] = sheets["questions-print"]
+    outputs[ALL_SOLUTIONS] = sheets["solutions-print"]
     manifest = {"seed": seed, "variants": [result.manifest for result in results]}
     outputs[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     outputs[MOODLE] = moodle.moodle_xml(seed, [result.moodle for result in results]).encode("utf-8")
@@ -709,42 +620,81 @@ def assemble(seed: int, results: list[VariantResult]) -> dict[str, bytes]:
     return outputs
 
 
-def compile_sheets(results: list[VariantResult]) -> tuple[list[bytes], list[bytes], bytes, bytes]:
-    """The per-variant question and solution PDFs and the two print files.
+class CombinedDocument:
+    """Some consecutive variants in one LaTeX document, typeset by pdflatex while they are made."""
 
-    pdflatex is single-threaded: the longest solution document starts first, and the question
-    document and the rest of the solutions share the other core. Each document is cut into
-    per-variant files in its own thread as soon as it comes out of pdflatex."""
-    preamble = results[0].preamble
-    if any(result.preamble != preamble for result in results):
-        raise VariantError("the variant sheets have different LaTeX preambles")
-    questions_source = combined_document(preamble, results, [r.questions_body for r in results], {})
-    chunks = solution_chunks(results, document_cost([r.questions_body for r in results], {}))
-    solution_sources = [combined_document(preamble, results[a:b], [r.solutions_body for r in results[a:b]],
-                                          chunk_figures(results[a:b])) for a, b in chunks]
-    timeout = pdf.TIMEOUT_SECONDS + 2 * len(results)
+    def __init__(self, variants: range, stream: pdf.LatexStream) -> None:
+        self.variants = variants
+        self.stream = stream
+        self.defined: set[str] = set()
+        self.pdf = None
+        stream.write(document_head())
 
-    def compile_and_split(source: str, count: int) -> tuple[bytes, list[bytes]]:
-        data = pdf.compile_pdf(source, timeout)
-        return data, split_pdf(data, count)
+    @property
+    def complete(self) -> bool:
+        return self.stream.closed
 
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            order = sorted(range(len(chunks)), key=lambda i: -len(solution_sources[i]))
-            jobs = {order[0]: pool.submit(compile_and_split, solution_sources[order[0]],
-                                          chunks[order[0]][1] - chunks[order[0]][0])}
-            questions_job = pool.submit(compile_and_split, questions_source, len(results))
-            for index in order[1:]:
-                jobs[index] = pool.submit(compile_and_split, solution_sources[index],
-                                          chunks[index][1] - chunks[index][0])
-            questions_pdf, questions = questions_job.result()
-            questions_print = print_file([(questions_pdf, len(results))])
-            compiled = [jobs[index].result() for index in range(len(chunks))]
-    except pdf.LatexError as failure:
-        raise VariantError(str(failure)) from None
-    solutions_print = print_file([(data, b - a) for (data, _), (a, b) in zip(compiled, chunks)])
-    solutions = [piece for _, pieces in compiled for piece in pieces]
-    return questions, solutions, questions_print, solutions_print
+    def add(self, index: int, result: VariantResult) -> None:
+        self.stream.write(variant_source(result, index - self.variants.start, self.defined))
+        if index == self.variants[-1]:
+            self.stream.write(DOCUMENT_END)
+            self.stream.close()
+
+    def cut(self) -> tuple[dict[str, list[range]], dict[str, list[bytes]]]:
+        """Waits for pdflatex, then cuts the PDF into one file per sheet of each variant."""
+        import pikepdf
+        self.pdf = pikepdf.open(io.BytesIO(self.stream.result()))
+        ranges = page_ranges(self.pdf, len(self.variants))
+        return ranges, {sheet: cut_pages(self.pdf, ranges[sheet]) for sheet in SHEETS}
+
+    def close(self) -> None:
+        if self.pdf is not None:
+            self.pdf.close()
+
+
+def typeset_variants(seed: int, students: list[Student], advance,
+                     with_figures: bool = True) -> tuple[list[VariantResult], dict[str, Any]]:
+    """Make every variant, in roster order, and typeset it as it comes.
+
+    One process derives, checks and renders the variants (each distinct parameter set once)
+    while pdflatex, in two processes, typesets the combined documents from named pipes:
+    deriving and typesetting share the two cores, with no wait between them. Each document
+    is cut into per-variant files in a thread as soon as its pdflatex ends. Returns the
+    results and the PDFs: "questions" and "solutions" (one per variant, in order) and the
+    two print files."""
+    timeout = pdf.TIMEOUT_SECONDS + 2 * len(students)
+    deriver = Deriver()
+    results: list[VariantResult] = []
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
+        documents = []  # started at once: pdflatex reads its preamble while the first variant is made
+        for variants in document_ranges(len(students)):
+            documents.append(CombinedDocument(variants, stack.enter_context(pdf.LatexStream(timeout))))
+            stack.callback(documents[-1].close)
+        jobs = []
+        for index, student in enumerate(students):
+            result = make_variant(seed, student, deriver, with_figures)
+            if result.preamble != sheet_preamble():
+                raise VariantError("the variant sheets have a different LaTeX preamble from the combined document")
+            document = next(document for document in documents if index in document.variants)
+            document.add(index, result)
+            failure = document.stream.failure()
+            if failure is not None:  # a LaTeX error stops the run now, not after every variant is made
+                raise VariantError(str(failure))
+            if document.complete:
+                jobs.append(pool.submit(document.cut))
+            results.append(result)
+            advance(1)
+        try:
+            compiled = [job.result() for job in jobs]
+        except pdf.LatexError as failure:
+            raise VariantError(str(failure)) from None
+        sheets: dict[str, Any] = {}
+        for sheet in SHEETS:
+            sheets[sheet] = [piece for _, pieces in compiled for piece in pieces[sheet]]
+            sheets[sheet + "-print"] = print_file([(document.pdf, ranges[sheet])
+                                                   for document, (ranges, _) in zip(documents, compiled)])
+    return results, sheets
 
 
 def answer_key(results: list[VariantResult]) -> str:

@@ -1,5 +1,6 @@
 """`derive build`: real PDFs, reproducible bytes, and a snapshot of the Markdown sheet."""
 import os
+import time
 import re
 import shutil
 import subprocess
@@ -89,3 +90,43 @@ def test_shell_escape_is_refused():
               + "}x\\end{document}")
     pdf.compile_pdf(source)
     assert not marker.exists()
+
+
+# ------------------------------------------------------- streamed pdflatex
+
+SMALL = "\\documentclass{article}\n\\begin{document}\nFirst line.\n\n$x^2$\n\\end{document}\n"
+
+
+@needs_tex
+def test_a_streamed_document_gives_the_bytes_of_a_file(tmp_path):
+    with pdf.LatexStream() as stream:
+        for line in SMALL.splitlines(keepends=True):
+            stream.write(line)
+            time.sleep(0.02)  # pdflatex waits on the pipe between chunks
+        assert stream.failure() is None
+        streamed = stream.result()
+    assert streamed == pdf.compile_pdf(SMALL)
+
+
+@needs_tex
+def test_a_latex_error_in_a_stream_is_seen_before_the_end():
+    with pdf.LatexStream() as stream:
+        stream.write("\\documentclass{article}\n\\begin{document}\n\\undefinedmacro\n")
+        deadline = time.monotonic() + 20
+        while stream.failure() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "Undefined control sequence" in str(stream.failure())
+        stream.write("more text\n" * 20000)  # pdflatex no longer reads: the writer must not hang
+        with pytest.raises(pdf.LatexError, match="Undefined control sequence"):
+            stream.result()
+
+
+@needs_tex
+def test_an_abandoned_stream_stops_pdflatex_and_leaves_nothing():
+    for pause in (0, 0.3):  # before and after pdflatex opens the pipe
+        with pdf.LatexStream() as stream:
+            stream.write("\\documentclass{article}\n\\begin{document}\n")
+            time.sleep(pause)
+        assert stream.process.poll() is not None
+        assert not stream.writer.is_alive()
+        assert not Path(stream.workdir).exists()
