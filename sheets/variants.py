@@ -662,15 +662,26 @@ def typeset_variants(seed: int, students: list[Student], advance,
     is cut into per-variant files in a thread as soon as its pdflatex ends. Returns the
     results and the PDFs: "questions" and "solutions" (one per variant, in order) and the
     two print files."""
+    try:
+        return _typeset_variants(seed, students, advance, with_figures)
+    except pdf.LatexError as failure:  # pdflatex missing, failed or too slow
+        raise VariantError(str(failure)) from None
+
+
+def _typeset_variants(seed: int, students: list[Student], advance,
+                      with_figures: bool) -> tuple[list[VariantResult], dict[str, Any]]:
     timeout = pdf.TIMEOUT_SECONDS + 2 * len(students)
     deriver = Deriver()
     results: list[VariantResult] = []
     with contextlib.ExitStack() as stack:
+        # Left in reverse: pdflatex is stopped first (a failed run ends fast), then the cutting
+        # threads are waited for, then the PDFs they read are closed.
+        opened = stack.enter_context(contextlib.ExitStack())
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
         documents = []  # started at once: pdflatex reads its preamble while the first variant is made
         for variants in document_ranges(len(students)):
             documents.append(CombinedDocument(variants, stack.enter_context(pdf.LatexStream(timeout))))
-            stack.callback(documents[-1].close)
+            opened.callback(documents[-1].close)
         jobs = []
         for index, student in enumerate(students):
             result = make_variant(seed, student, deriver, with_figures)
@@ -685,10 +696,7 @@ def typeset_variants(seed: int, students: list[Student], advance,
                 jobs.append(pool.submit(document.cut))
             results.append(result)
             advance(1)
-        try:
-            compiled = [job.result() for job in jobs]
-        except pdf.LatexError as failure:
-            raise VariantError(str(failure)) from None
+        compiled = [job.result() for job in jobs]
         sheets: dict[str, Any] = {}
         for sheet in SHEETS:
             sheets[sheet] = [piece for _, pieces in compiled for piece in pieces[sheet]]
