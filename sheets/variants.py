@@ -8,13 +8,13 @@ sibling parts of the same family (1a stays the all-zero labeling, 1b the all-one
 so every variant asks the same questions with other numbers.
 
 Each drawn part is derived and must pass all its checks before anything is written;
-each distinct parameter set is derived once, and with several variants two forked
-workers share the derivations. The sheets are rendered with the exam's own templates.
-The question and solution sheets of all variants go into two LaTeX documents of about
-equal cost, one per core; a figure that recurs is typeset once per document as a PDF form.
-pikepdf (qpdf) cuts the PDFs into per-variant files at the named destination each sheet
-starts with. Everything is written into a temporary directory beside the target and moved
-into place at the end, so a failed or interrupted run leaves no half-written file.
+each distinct parameter set is derived once. The sheets are rendered with the exam's own
+templates. One process makes the variants in order while pdflatex typesets them, as they
+come, in two combined documents (read from named pipes), so deriving and typesetting share
+the two cores; a figure that recurs is typeset once per document as a PDF form. pikepdf
+(qpdf) cuts the PDFs into per-variant files at the named destination each sheet starts
+with. Everything is written into a temporary directory beside the target and moved into
+place at the end, so a failed or interrupted run leaves no half-written file.
 
 Output (DIR defaults to build/variants):
     manifest.json                 {"seed": S, "variants": [{"id", "parts": [{"problem", "family", "args", "value"}]}]}
