@@ -6,8 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 apt_packages=()
-command -v pdflatex >/dev/null 2>&1 || apt_packages+=(texlive-latex-base texlive-latex-recommended
-    texlive-pictures texlive-fonts-recommended lmodern)
+if command -v pdflatex >/dev/null 2>&1; then
+    # A partial TeX installation: add the Debian package of each LaTeX file the sheets load.
+    for pair in amsmath.sty:texlive-latex-base amssymb.sty:texlive-base xcolor.sty:texlive-latex-recommended \
+                booktabs.sty:texlive-latex-recommended tikz.sty:texlive-pictures lmodern.sty:lmodern; do
+        kpsewhich "${pair%%:*}" >/dev/null 2>&1 || apt_packages+=("${pair#*:}")
+    done
+else
+    apt_packages+=(texlive-latex-base texlive-latex-recommended texlive-pictures texlive-fonts-recommended lmodern)
+fi
 command -v pdftotext >/dev/null 2>&1 || apt_packages+=(poppler-utils)
 python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 if [ ${#apt_packages[@]} -gt 0 ]; then
