@@ -526,18 +526,14 @@ def cut_pages(document, ranges: list[range]) -> list[bytes]:
     return pieces
 
 
-def print_file(parts: list[tuple[Any, list[range]]]) -> bytes:
-    """The given page ranges of open PDFs in one file, each padded to an even page count so that
-    duplex printing starts every variant's sheet on a fresh sheet of paper."""
-    import pikepdf
-    with pikepdf.new() as printing:
-        for document, ranges in parts:
-            for pages in ranges:
-                printing.pages.extend(document.pages[pages.start:pages.stop])
-                if len(pages) % 2:
-                    box = document.pages[pages[-1]].mediabox
-                    printing.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
-        return _pdf_bytes(printing)
+def add_for_printing(printing, document, ranges: list[range]) -> None:
+    """Appends the given page ranges of an open PDF to a print file, each padded to an even page
+    count so that duplex printing starts every variant's sheet on a fresh sheet of paper."""
+    for pages in ranges:
+        printing.pages.extend(document.pages[pages.start:pages.stop])
+        if len(pages) % 2:
+            box = document.pages[pages[-1]].mediabox
+            printing.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
 
 
 def _pdf_bytes(document) -> bytes:
@@ -603,20 +599,33 @@ def build_variants(seed: int, count: int | None, out_dir: Path, roster: Path | N
 
 def make_outputs(seed: int, students: list[Student], advance=lambda steps: None,
                  with_figures: bool = True) -> dict[str, bytes]:
-    """Every output file's bytes, by name (nothing is written here)."""
+    """Every output file's bytes, by name, in a fixed order (nothing is written here).
+
+    One process makes the variants, in roster order, while pdflatex typesets them as they
+    come (see Typesetting): deriving and typesetting share the two cores."""
     from . import moodle
-    results, sheets = typeset_variants(seed, students, advance, with_figures)
+    deriver = Deriver()
+    results: list[VariantResult] = []
+    with Typesetting(len(students)) as typesetting:
+        for index, student in enumerate(students):
+            result = make_variant(seed, student, deriver, with_figures)
+            typesetting.add(index, result)
+            results.append(result)
+            advance(1)
+        # Made while pdflatex sets the last pages.
+        manifest = {"seed": seed, "variants": [result.manifest for result in results]}
+        texts = {MANIFEST: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
+                 MOODLE: moodle.moodle_xml(seed, [result.moodle for result in results]).encode("utf-8"),
+                 ANSWER_KEY: answer_key(results).encode("utf-8")}
+        pdfs = typesetting.finish()
     outputs: dict[str, bytes] = {}
     for index, result in enumerate(results):
-        contents = [sheets["questions"][index], result.questions_md.encode("utf-8"),
-                    sheets["solutions"][index], result.solutions_md.encode("utf-8")]
+        contents = [pdfs["questions"][index], result.questions_md.encode("utf-8"),
+                    pdfs["solutions"][index], result.solutions_md.encode("utf-8")]
         outputs.update(zip(variant_files(result.student), contents))
-    outputs[ALL_QUESTIONS] = sheets["questions-print"]
-    outputs[ALL_SOLUTIONS] = sheets["solutions-print"]
-    manifest = {"seed": seed, "variants": [result.manifest for result in results]}
-    outputs[MANIFEST] = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    outputs[MOODLE] = moodle.moodle_xml(seed, [result.moodle for result in results]).encode("utf-8")
-    outputs[ANSWER_KEY] = answer_key(results).encode("utf-8")
+    outputs[ALL_QUESTIONS] = pdfs["questions-print"]
+    outputs[ALL_SOLUTIONS] = pdfs["solutions-print"]
+    outputs.update(texts)
     return outputs
 
 
@@ -652,57 +661,65 @@ class CombinedDocument:
             self.pdf.close()
 
 
-def typeset_variants(seed: int, students: list[Student], advance,
-                     with_figures: bool = True) -> tuple[list[VariantResult], dict[str, Any]]:
-    """Make every variant, in roster order, and typeset it as it comes.
+class Typesetting:
+    """pdflatex, in two processes, typesetting the variants' sheets as they are added.
 
-    One process derives, checks and renders the variants (each distinct parameter set once)
-    while pdflatex, in two processes, typesets the combined documents from named pipes:
-    deriving and typesetting share the two cores, with no wait between them. Each document
-    is cut into per-variant files in a thread as soon as its pdflatex ends. Returns the
-    results and the PDFs: "questions" and "solutions" (one per variant, in order) and the
-    two print files."""
-    try:
-        return _typeset_variants(seed, students, advance, with_figures)
-    except pdf.LatexError as failure:  # pdflatex missing, failed or too slow
-        raise VariantError(str(failure)) from None
+    The sheets go into two combined documents read from named pipes (one for a few
+    variants); each is cut into per-variant PDFs in a thread as soon as its pdflatex ends,
+    and added to the two print files. A LaTeX error stops the run at the next variant.
+    Leaving the context stops pdflatex first (a failed run ends fast), then waits for the
+    cutting threads, then closes the PDFs they read."""
 
+    def __init__(self, count: int) -> None:
+        self.stack = contextlib.ExitStack()
+        opened = self.stack.enter_context(contextlib.ExitStack())
+        self.pool = self.stack.enter_context(ThreadPoolExecutor(max_workers=2))
+        self.jobs: list = []
+        self.documents: list[CombinedDocument] = []
+        try:  # started at once: pdflatex reads its preamble while the first variant is made
+            for variants in document_ranges(count):
+                stream = self.stack.enter_context(pdf.LatexStream(pdf.TIMEOUT_SECONDS + 2 * count))
+                self.documents.append(CombinedDocument(variants, stream))
+                opened.callback(self.documents[-1].close)
+        except pdf.LatexError as failure:  # pdflatex missing
+            self.stack.close()
+            raise VariantError(str(failure)) from None
 
-def _typeset_variants(seed: int, students: list[Student], advance,
-                      with_figures: bool) -> tuple[list[VariantResult], dict[str, Any]]:
-    timeout = pdf.TIMEOUT_SECONDS + 2 * len(students)
-    deriver = Deriver()
-    results: list[VariantResult] = []
-    with contextlib.ExitStack() as stack:
-        # Left in reverse: pdflatex is stopped first (a failed run ends fast), then the cutting
-        # threads are waited for, then the PDFs they read are closed.
-        opened = stack.enter_context(contextlib.ExitStack())
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
-        documents = []  # started at once: pdflatex reads its preamble while the first variant is made
-        for variants in document_ranges(len(students)):
-            documents.append(CombinedDocument(variants, stack.enter_context(pdf.LatexStream(timeout))))
-            opened.callback(documents[-1].close)
-        jobs = []
-        for index, student in enumerate(students):
-            result = make_variant(seed, student, deriver, with_figures)
-            if result.preamble != sheet_preamble():
-                raise VariantError("the variant sheets have a different LaTeX preamble from the combined document")
-            document = next(document for document in documents if index in document.variants)
-            document.add(index, result)
-            failure = document.stream.failure()
-            if failure is not None:  # a LaTeX error stops the run now, not after every variant is made
-                raise VariantError(str(failure))
-            if document.complete:
-                jobs.append(pool.submit(document.cut))
-            results.append(result)
-            advance(1)
-        compiled = [job.result() for job in jobs]
-        sheets: dict[str, Any] = {}
+    def __enter__(self) -> "Typesetting":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stack.close()
+
+    def add(self, index: int, result: VariantResult) -> None:
+        if result.preamble != sheet_preamble():
+            raise VariantError("the variant sheets have a different LaTeX preamble from the combined document")
+        document = next(document for document in self.documents if index in document.variants)
+        document.add(index, result)
+        failure = document.stream.failure()
+        if failure is not None:  # a LaTeX error stops the run now, not after every variant is made
+            raise VariantError(str(failure))
+        if document.complete:
+            self.jobs.append(self.pool.submit(document.cut))
+
+    def finish(self) -> dict[str, Any]:
+        """The per-variant PDFs, "questions" and "solutions" (in variant order), and the two
+        print files. Each document's pages join the print files as soon as it is cut, while
+        pdflatex still sets the next one."""
+        import pikepdf
+        pdfs: dict[str, Any] = {sheet: [] for sheet in SHEETS}
+        prints = {sheet: self.stack.enter_context(pikepdf.new()) for sheet in SHEETS}
+        try:
+            for document, job in zip(self.documents, self.jobs):
+                ranges, pieces = job.result()
+                for sheet in SHEETS:
+                    pdfs[sheet] += pieces[sheet]
+                    add_for_printing(prints[sheet], document.pdf, ranges[sheet])
+        except pdf.LatexError as failure:
+            raise VariantError(str(failure)) from None
         for sheet in SHEETS:
-            sheets[sheet] = [piece for _, pieces in compiled for piece in pieces[sheet]]
-            sheets[sheet + "-print"] = print_file([(document.pdf, ranges[sheet])
-                                                   for document, (ranges, _) in zip(documents, compiled)])
-    return results, sheets
+            pdfs[sheet + "-print"] = _pdf_bytes(prints[sheet])
+        return pdfs
 
 
 def answer_key(results: list[VariantResult]) -> str:
