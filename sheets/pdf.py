@@ -43,7 +43,9 @@ def _output(workdir: str, returncode: int, stdout: bytes = b"") -> bytes:
     pdf_path = Path(workdir, "sheet.pdf")
     if returncode != 0 or not pdf_path.exists():
         log = log_path.read_text(encoding="latin-1") if log_path.exists() else stdout.decode("latin-1")
-        raise LatexError("pdflatex failed:\n" + relevant_log_lines(log))
+        # A streamed run has no stdout to fall back on: a pdflatex stopped before its log says only how it ended.
+        detail = relevant_log_lines(log) or f"no log was written (exit status {returncode})"
+        raise LatexError("pdflatex failed:\n" + detail)
     return pdf_path.read_bytes()
 
 
