@@ -130,3 +130,20 @@ def test_an_abandoned_stream_stops_pdflatex_and_leaves_nothing():
         assert stream.process.poll() is not None
         assert not stream.writer.is_alive()
         assert not Path(stream.workdir).exists()
+
+
+@needs_tex
+def test_every_checked_step_and_only_those_carry_the_check_mark(built):
+    """The mark is a box set once in the preamble; each checked step's item ends with it."""
+    from sheets.build import exam_derivations
+    first, _ = built
+    tex = (first / "exam3-solutions.tex").read_text()
+    preamble, body = tex.split("\\begin{document}")
+    assert "\\sbox{\\stepcheckbox}{$\\checkmark$}" in preamble
+    items = [line for line in body.splitlines() if line.startswith("\\item \\emph{")]
+    steps = [step for d in exam_derivations().values() for step in d.steps]
+    assert len(items) == len(steps)
+    marked = [line.endswith("\\hfill\\stepcheck") for line in items]
+    assert marked == [step.checked for step in steps]
+    assert any(marked)
+    assert "\\checkmark" not in body
