@@ -10,7 +10,7 @@ it says so and compares with the issue's figure for R/exams on this machine, 0.4
 exam PDF, labelled as a reference rather than a measurement. The target is 5x faster.
 
 A breakdown by phase (making the variants while pdflatex typesets the first ones, finishing
-the typesetting and cutting the PDFs, writing) follows, measured in this process, to show
+the typesetting and cutting the PDFs, moving the files into place) follows, measured in this process, to show
 where the time goes. The load average is printed first: other work
 on the machine slows every figure.
 """
@@ -100,12 +100,13 @@ def phases(count: int, seed: int, figures: bool) -> tuple[list[tuple[str, float]
     def advance(steps: int) -> None:
         made[0] += steps
         if made[0] == count:
-            marks.append(("finish typesetting, cut the PDFs, manifest, Moodle XML", time.perf_counter()))
+            marks.append(("finish typesetting, cut and write the PDFs, manifest, Moodle XML", time.perf_counter()))
 
-    outputs = variants.make_outputs(seed, variants.numbered_ids(count), advance, figures)
-    marks.append(("write the files", time.perf_counter()))
     with tempfile.TemporaryDirectory() as out:
-        variants.publish(Path(out, "variants"), outputs)
+        with variants.Staging(Path(out, "variants")) as staging:
+            names = variants.make_outputs(seed, variants.numbered_ids(count), staging, advance, figures)
+            marks.append(("move the files into place", time.perf_counter()))
+            staging.publish(names)
     marks.append(("end", time.perf_counter()))
     return [(name, marks[i + 1][1] - at) for i, (name, at) in enumerate(marks[:-1])], cpu() - start_cpu
 

@@ -37,7 +37,7 @@ def _environment(workdir: str) -> dict[str, str]:
 COMMAND = ["pdflatex", "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
 
 
-def _output(workdir: str, returncode: int, stdout: bytes = b"") -> bytes:
+def _output(workdir: str, returncode: int, stdout: bytes = b"") -> Path:
     """The PDF pdflatex wrote into workdir, or a LatexError with the log's relevant lines."""
     log_path = Path(workdir, "sheet.log")
     pdf_path = Path(workdir, "sheet.pdf")
@@ -46,7 +46,7 @@ def _output(workdir: str, returncode: int, stdout: bytes = b"") -> bytes:
         # A streamed run has no stdout to fall back on: a pdflatex stopped before its log says only how it ended.
         detail = relevant_log_lines(log) or f"no log was written (exit status {returncode})"
         raise LatexError("pdflatex failed:\n" + detail)
-    return pdf_path.read_bytes()
+    return pdf_path
 
 
 def _require_pdflatex() -> None:
@@ -64,7 +64,7 @@ def compile_pdf(source: str, timeout: int = TIMEOUT_SECONDS) -> bytes:
                                     stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise LatexError(f"pdflatex took longer than {timeout} s and was stopped") from None
-        return _output(workdir, result.returncode, result.stdout)
+        return _output(workdir, result.returncode, result.stdout).read_bytes()
 
 
 class LatexStream:
@@ -143,6 +143,10 @@ class LatexStream:
 
     def result(self) -> bytes:
         """Closes the source, waits for pdflatex and returns the PDF (or raises LatexError)."""
+        return self.finished().read_bytes()
+
+    def finished(self) -> Path:
+        """As result(), but the PDF's path: it stays until the stream is left."""
         self.close()
         try:
             self.process.wait(self.timeout)

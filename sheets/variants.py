@@ -7,14 +7,16 @@ changes anyone else's exam. A part keeps the parameters that tell it apart from 
 sibling parts of the same family (1a stays the all-zero labeling, 1b the all-one),
 so every variant asks the same questions with other numbers.
 
-Each drawn part is derived and must pass all its checks before anything is written;
-each distinct parameter set is derived once. The sheets are rendered with the exam's own
-templates. One process makes the variants in order while pdflatex typesets them, as they
-come, in two combined documents (read from named pipes), so deriving and typesetting share
-the two cores; a figure that recurs is typeset once per document as a PDF form. pikepdf
-(qpdf) cuts the PDFs into per-variant files at the named destination each sheet starts
-with. Everything is written into a temporary directory beside the target and moved into
-place at the end, so a failed or interrupted run leaves no half-written file.
+Each drawn part is derived and must pass all its checks, or the run stops and nothing is
+put in place; each distinct parameter set is derived once. The sheets are rendered with the
+exam's own templates. One process makes the variants in order while pdflatex typesets them,
+as they come, in two combined documents (read from named pipes), so deriving and
+typesetting share the two cores; a figure that recurs is typeset once per document as a PDF
+form. pikepdf (qpdf) cuts the PDFs into per-variant files at the named destination each
+sheet starts with, one document in a helper process (see pdfsplit). Every file is written,
+as soon as it is made, into a temporary directory beside the target, created before any
+work starts (an output that cannot be written is refused at once), and moved into place
+at the end, so a failed or interrupted run leaves no half-written file.
 
 Output (DIR defaults to build/variants):
     manifest.json                 {"seed": S, "variants": [{"id", "parts": [{"problem", "family", "args", "value"}]}]}
@@ -39,6 +41,7 @@ import random
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +53,8 @@ from derivations import ALIASES, FAMILIES, exam_problems
 from derivations.core import Derivation, Family, agree
 from derivations.values import ParameterError
 
-from . import pdf, render
+from . import pdf, pdfsplit, render
+from .pdfsplit import DEST_PREFIX, SHEETS, SplitError
 
 SPLIT_FROM = 4            # variants from which the sheets compile as two documents
 MAX_DRAWS = 60            # parameter draws per part before giving up (a generator bug)
@@ -62,7 +66,6 @@ MOODLE = "moodle.xml"
 ANSWER_KEY = "answer-key.csv"
 ALL_QUESTIONS = "questions.pdf"
 ALL_SOLUTIONS = "solutions.pdf"
-DEST_PREFIX = "derive-variant-"
 
 
 class VariantError(RuntimeError):
@@ -447,9 +450,6 @@ PREAMBLE_ADDITIONS = (
 )
 
 
-SHEETS = ("questions", "solutions")
-
-
 @functools.lru_cache(maxsize=1)
 def sheet_preamble() -> str:
     """The LaTeX preamble every sheet shares, through \\begin{document}: known before any
@@ -490,56 +490,6 @@ def combined_document(results: list[VariantResult]) -> str:
     defined: set[str] = set()
     return (document_head() + "".join(variant_source(result, index, defined) for index, result in enumerate(results))
             + DOCUMENT_END)
-
-
-def page_ranges(document, count: int) -> dict[str, list[range]]:
-    """Each variant's question and solution pages in a combined PDF (a pikepdf.Pdf): from
-    the named destination its sheet starts at to the next one."""
-    import pikepdf
-    starts: dict[tuple[str, int], int] = {}
-    names = document.Root.get("/Names")
-    tree = names.get("/Dests") if names is not None else None
-    for name, destination in (pikepdf.NameTree(tree).items() if tree is not None else ()):
-        match = re.fullmatch(re.escape(DEST_PREFIX) + r"(questions|solutions)-(\d+)", name)
-        if match:
-            target = destination.D if isinstance(destination, pikepdf.Dictionary) else destination
-            starts[match[1], int(match[2])] = pikepdf.Page(target[0]).index
-    expected = [(sheet, index) for index in range(count) for sheet in SHEETS]
-    if sorted(starts) != sorted(expected):
-        raise VariantError(f"the combined PDF has {len(starts)} sheet markers, expected {len(expected)}")
-    firsts = [starts[key] for key in expected] + [len(document.pages)]
-    ranges = [range(firsts[i], firsts[i + 1]) for i in range(len(expected))]
-    if any(len(pages) == 0 for pages in ranges):
-        raise VariantError("a sheet has no pages in the combined PDF")
-    return {sheet: ranges[offset::2] for offset, sheet in enumerate(SHEETS)}
-
-
-def cut_pages(document, ranges: list[range]) -> list[bytes]:
-    """One PDF per range of pages. qpdf (through pikepdf) copies the pages with the fonts and
-    forms they use; its file ID is a hash of the content, so the bytes depend on the input only."""
-    import pikepdf
-    pieces = []
-    for pages in ranges:
-        with pikepdf.new() as piece:
-            piece.pages.extend(document.pages[pages.start:pages.stop])
-            pieces.append(_pdf_bytes(piece))
-    return pieces
-
-
-def add_for_printing(printing, document, ranges: list[range]) -> None:
-    """Appends the given page ranges of an open PDF to a print file, each padded to an even page
-    count so that duplex printing starts every variant's sheet on a fresh sheet of paper."""
-    for pages in ranges:
-        printing.pages.extend(document.pages[pages.start:pages.stop])
-        if len(pages) % 2:
-            box = document.pages[pages[-1]].mediabox
-            printing.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
-
-
-def _pdf_bytes(document) -> bytes:
-    buffer = io.BytesIO()
-    document.save(buffer, deterministic_id=True, compress_streams=True)
-    return buffer.getvalue()
 
 
 # The first document's share of the variants. It starts typesetting as soon as the first
@@ -584,49 +534,46 @@ def build_variants(seed: int, count: int | None, out_dir: Path, roster: Path | N
     """Write the variant exams into out_dir and return the files written, in a fixed order.
 
     With a roster, count may be None (one variant per student) or must equal the number of
-    students. figures=False leaves the figures out of the solution sheets.
+    students. figures=False leaves the figures out of the solution sheets. An out_dir that
+    cannot be written is refused before any work is done.
     """
     students = resolve_students(count, roster)
     if not exam_problems():
         raise VariantError("no exam problems are registered")
-    with progress_bar(progress, len(students) + 2) as advance:
-        outputs = make_outputs(seed, students, advance, figures)
+    with Staging(Path(out_dir)) as staging, progress_bar(progress, len(students) + 2) as advance:
+        names = make_outputs(seed, students, staging, advance, figures)
         advance(1)
-        files = publish(Path(out_dir), outputs)
+        files = staging.publish(names)
         advance(1)
     return files
 
 
-def make_outputs(seed: int, students: list[Student], advance=lambda steps: None,
-                 with_figures: bool = True) -> dict[str, bytes]:
-    """Every output file's bytes, by name, in a fixed order (nothing is written here).
+def make_outputs(seed: int, students: list[Student], staging: "Staging", advance=lambda steps: None,
+                 with_figures: bool = True) -> list[str]:
+    """Writes every output file into staging and returns their names, in a fixed order.
 
     One process makes the variants, in roster order, while pdflatex typesets them as they
-    come (see Typesetting): deriving and typesetting share the two cores."""
+    come (see Typesetting): deriving and typesetting share the two cores. Each file is
+    written as soon as it is made; nothing is in place until staging.publish."""
     from . import moodle
     deriver = Deriver()
     results: list[VariantResult] = []
-    with Typesetting(len(students)) as typesetting:
+    with Typesetting(students, staging) as typesetting:
         for index, student in enumerate(students):
             result = make_variant(seed, student, deriver, with_figures)
             typesetting.add(index, result)
+            staging.write(f"{student.id}-questions.md", result.questions_md.encode("utf-8"))
+            staging.write(f"{student.id}-solutions.md", result.solutions_md.encode("utf-8"))
             results.append(result)
             advance(1)
         # Made while pdflatex sets the last pages.
         manifest = {"seed": seed, "variants": [result.manifest for result in results]}
-        texts = {MANIFEST: (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"),
-                 MOODLE: moodle.moodle_xml(seed, [result.moodle for result in results]).encode("utf-8"),
-                 ANSWER_KEY: answer_key(results).encode("utf-8")}
-        pdfs = typesetting.finish()
-    outputs: dict[str, bytes] = {}
-    for index, result in enumerate(results):
-        contents = [pdfs["questions"][index], result.questions_md.encode("utf-8"),
-                    pdfs["solutions"][index], result.solutions_md.encode("utf-8")]
-        outputs.update(zip(variant_files(result.student), contents))
-    outputs[ALL_QUESTIONS] = pdfs["questions-print"]
-    outputs[ALL_SOLUTIONS] = pdfs["solutions-print"]
-    outputs.update(texts)
-    return outputs
+        staging.write(MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        staging.write(MOODLE, moodle.moodle_xml(seed, [result.moodle for result in results]).encode("utf-8"))
+        staging.write(ANSWER_KEY, answer_key(results).encode("utf-8"))
+        typesetting.finish()
+    return [name for student in students for name in variant_files(student)] + [
+        ALL_QUESTIONS, ALL_SOLUTIONS, MANIFEST, MOODLE, ANSWER_KEY]
 
 
 class CombinedDocument:
@@ -636,7 +583,6 @@ class CombinedDocument:
         self.variants = variants
         self.stream = stream
         self.defined: set[str] = set()
-        self.pdf = None
         stream.write(document_head())
 
     @property
@@ -649,41 +595,35 @@ class CombinedDocument:
             self.stream.write(DOCUMENT_END)
             self.stream.close()
 
-    def cut(self) -> tuple[dict[str, list[range]], dict[str, list[bytes]]]:
-        """Waits for pdflatex, then cuts the PDF into one file per sheet of each variant."""
-        import pikepdf
-        self.pdf = pikepdf.open(io.BytesIO(self.stream.result()))
-        ranges = page_ranges(self.pdf, len(self.variants))
-        return ranges, {sheet: cut_pages(self.pdf, ranges[sheet]) for sheet in SHEETS}
-
-    def close(self) -> None:
-        if self.pdf is not None:
-            self.pdf.close()
-
 
 class Typesetting:
     """pdflatex, in two processes, typesetting the variants' sheets as they are added.
 
     The sheets go into two combined documents read from named pipes (one for a few
-    variants); each is cut into per-variant PDFs in a thread as soon as its pdflatex ends,
-    and added to the two print files. A LaTeX error stops the run at the next variant.
-    Leaving the context stops pdflatex first (a failed run ends fast), then waits for the
-    cutting threads, then closes the PDFs they read."""
+    variants). As each pdflatex ends, its PDF is cut into per-variant files in staging: the
+    first to end by a helper process (pdfsplit.Helper: pikepdf holds Python's lock, so only
+    another process can cut while this one works), the other here, in a thread. Meanwhile
+    finish() adds each document's pages, in order, to the two print files. A LaTeX error
+    stops the run at the next variant. Leaving the context stops pdflatex and the helper
+    first (a failed run ends fast), then waits for the cutting threads."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, students: list[Student], staging: "Staging") -> None:
+        self.students = students
+        self.staging = staging
         self.stack = contextlib.ExitStack()
-        opened = self.stack.enter_context(contextlib.ExitStack())
         self.pool = self.stack.enter_context(ThreadPoolExecutor(max_workers=2))
         self.jobs: list = []
         self.documents: list[CombinedDocument] = []
+        self.helper_lock = threading.Lock()
         try:  # started at once: pdflatex reads its preamble while the first variant is made
-            for variants in document_ranges(count):
-                stream = self.stack.enter_context(pdf.LatexStream(pdf.TIMEOUT_SECONDS + 2 * count))
+            for variants in document_ranges(len(students)):
+                stream = self.stack.enter_context(pdf.LatexStream(pdf.TIMEOUT_SECONDS + 2 * len(students)))
                 self.documents.append(CombinedDocument(variants, stream))
-                opened.callback(self.documents[-1].close)
         except pdf.LatexError as failure:  # pdflatex missing
             self.stack.close()
             raise VariantError(str(failure)) from None
+        # Started now, so that it imports pikepdf while the first variant is made.
+        self.helper = self.stack.enter_context(pdfsplit.Helper()) if len(self.documents) > 1 else None
 
     def __enter__(self) -> "Typesetting":
         return self
@@ -700,26 +640,38 @@ class Typesetting:
         if failure is not None:  # a LaTeX error stops the run now, not after every variant is made
             raise VariantError(str(failure))
         if document.complete:
-            self.jobs.append(self.pool.submit(document.cut))
+            self.jobs.append(self.pool.submit(self._cut, document))
 
-    def finish(self) -> dict[str, Any]:
-        """The per-variant PDFs, "questions" and "solutions" (in variant order), and the two
-        print files. Each document's pages join the print files as soon as it is cut, while
-        pdflatex still sets the next one."""
+    def _cut(self, document: CombinedDocument) -> None:
+        """Waits for the document's pdflatex, then writes its variants' PDFs into staging."""
+        files = {sheet: [self.staging.path(f"{self.students[index].id}-{sheet}.pdf") for index in document.variants]
+                 for sheet in SHEETS}
+        finished = document.stream.finished()
+        with self.helper_lock:  # the first document to end goes to the helper
+            helper, self.helper = self.helper, None
+        if helper is not None:
+            helper.cut_to_files(finished, files)
+        else:
+            pdfsplit.cut_to_files(finished, files)
+
+    def finish(self) -> None:
+        """Writes the two print files, each sheet of every variant in order, padded to an even
+        page count, adding each document's pages as soon as its pdflatex ends; then waits
+        until every per-variant PDF is written."""
         import pikepdf
-        pdfs: dict[str, Any] = {sheet: [] for sheet in SHEETS}
-        prints = {sheet: self.stack.enter_context(pikepdf.new()) for sheet in SHEETS}
         try:
-            for document, job in zip(self.documents, self.jobs):
-                ranges, pieces = job.result()
+            prints = {sheet: self.stack.enter_context(pikepdf.new()) for sheet in SHEETS}
+            for document in self.documents:
+                opened = self.stack.enter_context(pikepdf.open(document.stream.finished()))
+                ranges = pdfsplit.page_ranges(opened, len(document.variants))
                 for sheet in SHEETS:
-                    pdfs[sheet] += pieces[sheet]
-                    add_for_printing(prints[sheet], document.pdf, ranges[sheet])
-        except pdf.LatexError as failure:
+                    pdfsplit.add_for_printing(prints[sheet], opened, ranges[sheet])
+            for sheet, name in zip(SHEETS, (ALL_QUESTIONS, ALL_SOLUTIONS)):
+                self.staging.write(name, pdfsplit.pdf_bytes(prints[sheet]))
+            for job in self.jobs:
+                job.result()
+        except (pdf.LatexError, SplitError, pikepdf.PdfError) as failure:
             raise VariantError(str(failure)) from None
-        for sheet in SHEETS:
-            pdfs[sheet + "-print"] = _pdf_bytes(prints[sheet])
-        return pdfs
 
 
 def answer_key(results: list[VariantResult]) -> str:
@@ -751,41 +703,67 @@ def progress_bar(enabled: bool, length: int):
 
 # ----------------------------------------------------------------- writing
 
-def publish(out_dir: Path, outputs: dict[str, bytes]) -> list[Path]:
-    """Write every file into a temporary directory beside out_dir, then move them into place.
+class Staging:
+    """The output files, written into a temporary directory beside out_dir as they are made,
+    and moved into place together by publish(); leaving without publishing removes them all.
 
     A new out_dir is the temporary directory renamed in one step. An existing one gets
     each file by rename (each file atomic); files a previous run listed in its manifest
     and this run does not write (a smaller --count) are removed. Nothing else is touched.
     """
-    out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ParameterError("out", f"'{out_dir}' exists and is not a directory")
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
-    except OSError as failure:
-        raise ParameterError("out", f"cannot write under '{out_dir}' ({failure.strerror})") from None
-    try:
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        parent = self.out_dir.resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            if self.out_dir.exists() and not self.out_dir.is_dir():
+                raise ParameterError("out", f"'{self.out_dir}' exists and is not a directory")
+            self.directory = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".tmp", dir=parent))
+        except OSError as failure:
+            raise ParameterError("out", f"cannot write under '{self.out_dir}' ({failure.strerror})") from None
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+    def write(self, name: str, data: bytes) -> None:
+        try:
+            pdfsplit.write_file(self.path(name), data)
+        except OSError as failure:
+            raise ParameterError("out", f"cannot write '{self.out_dir}' ({failure.strerror})") from None
+
+    def publish(self, names: list[str]) -> list[Path]:
+        """Moves the named files into out_dir (each must have been written) and returns their paths."""
+        try:
+            missing = [name for name in names if not self.path(name).is_file()]
+            if missing:
+                raise VariantError(f"internal error: {missing[0]} was never written")
+            os.chmod(self.directory, 0o755)
+            stale = previous_files(self.out_dir) - set(names)
+            if not self.out_dir.exists():
+                os.rename(self.directory, self.out_dir)
+            else:
+                for name in names:
+                    os.replace(self.path(name), self.out_dir / name)
+                for name in sorted(stale):
+                    (self.out_dir / name).unlink(missing_ok=True)
+        except OSError as failure:
+            raise ParameterError("out", f"cannot write '{self.out_dir}' ({failure.strerror})") from None
+        return [self.out_dir / name for name in names]
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)  # gone already once renamed into place
+
+
+def publish(out_dir: Path, outputs: dict[str, bytes]) -> list[Path]:
+    """Writes files given as bytes, as a run does (for callers that have them in memory)."""
+    with Staging(out_dir) as staging:
         for name, data in outputs.items():
-            path = staging / name
-            path.write_bytes(data)
-            os.chmod(path, 0o644)
-        os.chmod(staging, 0o755)
-        stale = previous_files(out_dir) - set(outputs)
-        if not out_dir.exists():
-            os.rename(staging, out_dir)
-        else:
-            for name in outputs:
-                os.replace(staging / name, out_dir / name)
-            for name in sorted(stale):
-                (out_dir / name).unlink(missing_ok=True)
-    except OSError as failure:
-        raise ParameterError("out", f"cannot write '{out_dir}' ({failure.strerror})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return [out_dir / name for name in outputs]
+            staging.write(name, data)
+        return staging.publish(list(outputs))
 
 
 def previous_files(out_dir: Path) -> set[str]:

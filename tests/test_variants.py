@@ -25,7 +25,7 @@ import derivations
 from cli import cli
 from derivations import FAMILIES, exam_problems
 from derivations.core import Check
-from sheets import pdf, variants
+from sheets import pdf, pdfsplit, variants
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 11
@@ -354,9 +354,9 @@ def test_streamed_documents_give_the_bytes_of_a_plain_compile(built):
     for indices in documents:
         data = pdf.compile_pdf(variants.combined_document([results[i] for i in indices]))
         with pikepdf.open(io.BytesIO(data)) as document:
-            ranges = variants.page_ranges(document, len(indices))
-            for sheet in variants.SHEETS:
-                for index, piece in zip(indices, variants.cut_pages(document, ranges[sheet])):
+            ranges = pdfsplit.page_ranges(document, len(indices))
+            for sheet in pdfsplit.SHEETS:
+                for index, piece in zip(indices, pdfsplit.cut_pages(document, ranges[sheet])):
                     assert piece == (built / f"{results[index].student.id}-{sheet}.pdf").read_bytes()
 
 
@@ -481,6 +481,30 @@ def test_nothing_is_written_when_latex_fails(tmp_path, monkeypatch):
     assert [p.name for p in out.iterdir()] == ["manifest.json"]
     assert (out / "manifest.json").read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("a variant was made for an output that cannot be written")
+
+    monkeypatch.setattr(variants, "make_variant", no_work)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory", encoding="utf-8")
+    for out in (blocker, blocker / "out"):
+        result = run_cli(["variants", "--seed", "1", "--count", "2", "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error:") and "out" in result.output and "Traceback" not in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_the_cutting_helper_reports_a_broken_pdf(tmp_path):
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.5\nnot really a PDF")
+    files = {sheet: [str(tmp_path / f"v-{sheet}.pdf")] for sheet in pdfsplit.SHEETS}
+    with pdfsplit.Helper() as helper:
+        with pytest.raises(pdfsplit.SplitError, match="cannot cut broken.pdf"):
+            helper.cut_to_files(broken, files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pdf"]
 
 
 def test_a_failed_check_stops_the_run(tmp_path, monkeypatch):
