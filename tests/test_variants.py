@@ -575,3 +575,18 @@ def test_density_polyline_drops_only_invisible_points():
         (x0, y0), (x1, y1) = next((a, b) for a, b in zip(kept, kept[1:]) if a[0] <= x <= b[0])
         off = abs((y1 - y0) * (x - x0) - (x1 - x0) * (y - y0)) / math.hypot(x1 - x0, y1 - y0)
         assert off <= vae.FIGURE_TOLERANCE + 0.001  # plus the rounding to 0.001 cm
+
+
+def test_the_cycle_collector_is_restored_after_a_run():
+    import gc
+    assert gc.isenabled()
+    with variants.collecting_no_cycles():
+        assert not gc.isenabled() and gc.get_freeze_count() > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with variants.collecting_no_cycles():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
