@@ -140,7 +140,7 @@ def test_every_checked_step_and_only_those_carry_the_check_mark(built):
     tex = (first / "exam3-solutions.tex").read_text()
     preamble, body = tex.split("\\begin{document}")
     assert "\\sbox{\\stepcheckbox}{$\\checkmark$}" in preamble
-    items = [line for line in body.splitlines() if line.startswith("\\item \\emph{")]
+    items = [line for line in body.splitlines() if line.startswith("\\item {\\itshape ")]
     steps = [step for d in exam_derivations().values() for step in d.steps]
     assert len(items) == len(steps)
     marked = [line.endswith("\\hfill\\stepcheck") for line in items]
