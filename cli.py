@@ -10,14 +10,18 @@ import os
 import sys
 from pathlib import Path
 
-import click
-
-import derivations
-from derivations.core import UnknownProblem
-from derivations.values import ParameterError
-
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+try:  # a fifth of a second of imports: Ctrl-C during them ends the run like Ctrl-C later on
+    import click
+
+    import derivations
+    from derivations.core import UnknownProblem
+    from derivations.values import ParameterError
+except KeyboardInterrupt:
+    sys.stderr.write("error: aborted\n")
+    sys.exit(EXIT_FAILED)
 
 
 class DeriveGroup(click.Group):

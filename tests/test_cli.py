@@ -98,3 +98,24 @@ def test_verify_small_run_passes():
     result = run("verify", "--variants", "2", "--seed", "3")
     assert result.exit_code == 0, result.output
     assert "ring-pl" in result.output and "total" in result.output
+
+
+def test_ctrl_c_during_the_imports_is_one_line_not_a_traceback():
+    """The imports take a fifth of a second; an interrupt then (simulated on importing sympy)
+    ends the run the way an interrupt later on does."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = ("import builtins, runpy, sys\n"
+              "real = builtins.__import__\n"
+              "def interrupted(name, *args, **kwargs):\n"
+              "    if name == 'sympy':\n"
+              "        raise KeyboardInterrupt\n"
+              "    return real(name, *args, **kwargs)\n"
+              "builtins.__import__ = interrupted\n"
+              "sys.argv = ['cli.py', '--help']\n"
+              "runpy.run_path('cli.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == "error: aborted\n" and result.stdout == ""
