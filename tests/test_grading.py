@@ -7,7 +7,7 @@ import time
 import pytest
 import sympy as sp
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import derivations
@@ -456,10 +456,20 @@ def _combine(children):
         children.map(lambda a: sp.sqrt(1 + a ** 2)))
 
 
+def beyond_exponent_limit(expr) -> bool:
+    """A numeric exponent the parser refuses by design (grading.limits.MAX_EXPONENT), such as
+    exp(-19683/7): nested powers and exponentials reach one now and then."""
+    from grading.limits import MAX_EXPONENT
+    exponents = [power.exp for power in expr.atoms(sp.Pow)] + [e.args[0] for e in expr.atoms(sp.exp)]
+    return any(x.is_number and abs(x) > MAX_EXPONENT for x in exponents)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(expr=st.recursive(_leaves, _combine, max_leaves=6))
+@example(expr=sp.exp(sp.Rational(-19683, 7)))  # found by CI: refused by the parser's limits, not read back
+@example(expr=sp.exp(-N / 7) + sp.log(1 + N ** 2))
 def test_sympy_printed_expressions_read_back_in_both_syntaxes(expr):
-    if not expr.is_finite or expr.has(sp.zoo, sp.nan) or len(sp.latex(expr)) > 900:
+    if not expr.is_finite or expr.has(sp.zoo, sp.nan) or len(sp.latex(expr)) > 900 or beyond_exponent_limit(expr):
         return
     vocab = ring_vocab()
     for text in (sp.sstr(expr), sp.latex(expr), sp.latex(expr, ln_notation=True)):
