@@ -368,6 +368,21 @@ class VariantResult:
     answers: list[str]           # each part's answer in LaTeX, in exam order
 
 
+@dataclass(frozen=True)
+class VariantRecord:
+    """What the run keeps of a variant once its sheets are sent and written: the manifest,
+    Moodle XML and answer key are made from these at the end (a few KB, not the sheets' 200)."""
+
+    student: Student
+    manifest: dict
+    moodle: list
+    answers: list[str]
+
+    @classmethod
+    def of(cls, result: VariantResult) -> "VariantRecord":
+        return cls(result.student, result.manifest, result.moodle, result.answers)
+
+
 def figure_key(tex: str) -> str:
     return hashlib.sha256(tex.encode("utf-8")).hexdigest()[:16]
 
@@ -580,20 +595,20 @@ def make_outputs(seed: int, students: list[Student], staging: "Staging", advance
     written as soon as it is made; nothing is in place until staging.publish."""
     from . import moodle
     deriver = Deriver()
-    results: list[VariantResult] = []
+    records: list[VariantRecord] = []
     with Typesetting(students, staging) as typesetting:
         for index, student in enumerate(students):
             result = make_variant(seed, student, deriver, with_figures)
             typesetting.add(index, result)
             staging.write(f"{student.id}-questions.md", result.questions_md.encode("utf-8"))
             staging.write(f"{student.id}-solutions.md", result.solutions_md.encode("utf-8"))
-            results.append(result)
+            records.append(VariantRecord.of(result))
             advance(1)
         # Made while pdflatex sets the last pages.
-        manifest = {"seed": seed, "variants": [result.manifest for result in results]}
+        manifest = {"seed": seed, "variants": [record.manifest for record in records]}
         staging.write(MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-        staging.write(MOODLE, moodle.moodle_xml(seed, [result.moodle for result in results]).encode("utf-8"))
-        staging.write(ANSWER_KEY, answer_key(results).encode("utf-8"))
+        staging.write(MOODLE, moodle.moodle_xml(seed, [record.moodle for record in records]).encode("utf-8"))
+        staging.write(ANSWER_KEY, answer_key(records).encode("utf-8"))
         typesetting.finish()
     return [name for student in students for name in variant_files(student)] + [
         ALL_QUESTIONS, ALL_SOLUTIONS, MANIFEST, MOODLE, ANSWER_KEY]
@@ -705,14 +720,14 @@ class Typesetting:
             raise VariantError(str(failure)) from None
 
 
-def answer_key(results: list[VariantResult]) -> str:
+def answer_key(records: list[VariantRecord]) -> str:
     """The grading table: one row per variant and part, with the value and the exact answer."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["id", "name", "part", "family", "value", "answer"])
-    for result in results:
-        for part, latex in zip(result.manifest["parts"], result.answers):
-            writer.writerow([result.student.id, spreadsheet_safe(result.student.name), part["problem"],
+    for record in records:
+        for part, latex in zip(record.manifest["parts"], record.answers):
+            writer.writerow([record.student.id, spreadsheet_safe(record.student.name), part["problem"],
                              part["family"], json.dumps(part["value"]), latex])
     return buffer.getvalue()
 
