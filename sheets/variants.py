@@ -767,6 +767,9 @@ class Staging:
                 raise ParameterError("out", f"'{self.out_dir}' exists and is not a directory")
             self.directory = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.", suffix=".tmp", dir=parent))
         except OSError as failure:
+            blocker = next((path for path in (parent, *parent.parents) if path.exists()), None)
+            if blocker is not None and not blocker.is_dir():  # mkdir only says "File exists"
+                raise ParameterError("out", f"'{blocker}' is a file, not a directory") from None
             raise ParameterError("out", f"cannot write under '{self.out_dir}' ({failure.strerror})") from None
 
     def path(self, name: str) -> Path:

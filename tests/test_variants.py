@@ -490,10 +490,11 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, monk
     monkeypatch.setattr(variants, "make_variant", no_work)
     blocker = tmp_path / "file.txt"
     blocker.write_text("not a directory", encoding="utf-8")
-    for out in (blocker, blocker / "out"):
+    for out in (blocker, blocker / "out" / "deeper"):
         result = run_cli(["variants", "--seed", "1", "--count", "2", "--out", str(out)])
         assert result.exit_code == 2, result.output
-        assert result.output.startswith("error:") and "out" in result.output and "Traceback" not in result.output
+        assert result.output.startswith("error:") and "out" in result.output and "is a file" in result.output
+        assert str(blocker) in result.output and len(result.output.strip().splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
 
 
