@@ -13,8 +13,11 @@ import io
 import json
 import os
 import re
+import select
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 
 DEST_PREFIX = "derive-variant-"
@@ -52,22 +55,43 @@ def cut_pages(document, ranges: list[range]) -> list[bytes]:
     """One PDF per range of pages. qpdf copies the pages with the fonts and forms they use;
     its file ID is a hash of the content, so the bytes depend on the input only."""
     import pikepdf
+    pages = list(document.pages)  # slicing document.pages costs time in proportion to its length
     pieces = []
-    for pages in ranges:
+    for span in ranges:
         with pikepdf.new() as piece:
-            piece.pages.extend(document.pages[pages.start:pages.stop])
+            piece.pages.extend(pages[span.start:span.stop])
             pieces.append(pdf_bytes(piece))
     return pieces
 
 
-def add_for_printing(printing, document, ranges: list[range]) -> None:
-    """Appends the given page ranges of an open PDF to a print file, each padded to an even page
-    count so that duplex printing starts every variant's sheet on a fresh sheet of paper."""
-    for pages in ranges:
-        printing.pages.extend(document.pages[pages.start:pages.stop])
-        if len(pages) % 2:
-            box = document.pages[pages[-1]].mediabox
-            printing.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
+def write_print_file(sources: list[tuple[Path, list[range]]], blank: Path, out: Path) -> None:
+    """One file of the given page ranges of several PDFs, in order, each range padded with the
+    one page of `blank` to an even page count, so that duplex printing starts every variant's
+    sheet on a fresh sheet of paper. Made by qpdf's own page selection (pikepdf.Job): adding
+    pages one at a time through pikepdf costs time in proportion to the pages already added,
+    which at 1000 variants was most of the run. The file ID is a hash of the content."""
+    import pikepdf
+    arguments = ["qpdf", "--empty", "--deterministic-id", "--pages"]
+    for path, ranges in sources:
+        for span in ranges:
+            arguments += [str(path), f"{span.start + 1}-{span.stop}"]
+            if len(span) % 2:
+                arguments += [str(blank), "1"]
+    arguments += ["--", str(out)]
+    try:
+        pikepdf.Job(arguments).run()
+    except (pikepdf.PdfError, RuntimeError) as failure:  # qpdf reports a bad input or output as either
+        raise SplitError(f"cannot make {Path(out).name}: {failure}") from None
+    os.chmod(out, 0o644)
+
+
+def write_blank_page(like: Path, out: Path) -> None:
+    """A one-page PDF with an empty page the size of the first page of `like`."""
+    import pikepdf
+    with pikepdf.open(like) as document, pikepdf.new() as blank:
+        box = document.pages[0].mediabox
+        blank.add_blank_page(page_size=(box[2] - box[0], box[3] - box[1]))
+        blank.save(out, deterministic_id=True)
 
 
 def pdf_bytes(document) -> bytes:
@@ -105,49 +129,65 @@ _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from sheets import pdfspli
 
 
 def serve() -> None:
-    """The helper's side: one job as JSON on stdin, {"ok": true} or {"error": ...} on stdout."""
-    import pikepdf  # noqa: F401  (imported before the job arrives, while the caller is busy)
-    job = json.loads(sys.stdin.read())
-    try:
-        cut_to_files(Path(job["pdf"]), job["files"])
-        reply = {"ok": True}
-    except (SplitError, OSError, ValueError) as failure:
-        reply = {"error": f"{type(failure).__name__}: {failure}"}
-    sys.stdout.write(json.dumps(reply))
+    """The helper's side: one job per line of JSON on stdin, each answered by a line,
+    {"ok": true} or {"error": ...}, on stdout; it ends when stdin does."""
+    import pikepdf  # noqa: F401  (imported before the first job arrives, while the caller is busy)
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            cut_to_files(Path(job["pdf"]), job["files"])
+            reply = {"ok": True}
+        except (SplitError, OSError, ValueError) as failure:
+            reply = {"error": f"{type(failure).__name__}: {failure}"}
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
 
 
 class Helper:
     """A second process, started early (it imports pikepdf while the variants are made), that
-    cuts one combined document into files. Use as a context manager: leaving stops it."""
+    cuts combined documents into files, one at a time, in the order they are given. Use as a
+    context manager: leaving stops it."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
+        self.errors = tempfile.TemporaryFile()  # read only if it fails; a pipe could fill and block it
         self.process = subprocess.Popen([sys.executable, "-c", _BOOT, root], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                        stdout=subprocess.PIPE, stderr=self.errors)
+        self.lock = threading.Lock()
 
     def cut_to_files(self, pdf_path: Path, files: dict[str, list[str]]) -> None:
-        """As the module's cut_to_files, in the helper; returns when every file is written."""
+        """As the module's cut_to_files, in the helper; returns when every file is written.
+        Callable from several threads: the jobs run one after the other."""
         job = json.dumps({"pdf": str(pdf_path), "files": {sheet: [str(p) for p in paths]
                                                           for sheet, paths in files.items()}})
-        try:
-            out, err = self.process.communicate(job.encode("utf-8"), timeout=HELPER_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise SplitError(f"cutting the PDF took longer than {HELPER_TIMEOUT_SECONDS} s") from None
-        try:
-            reply = json.loads(out.decode("utf-8"))
-        except ValueError:
-            detail = err.decode("utf-8", "replace").strip().splitlines()
-            raise SplitError("the PDF-cutting process failed: "
-                             f"{detail[-1] if detail else f'exit status {self.process.returncode}'}") from None
+        with self.lock:
+            try:
+                self.process.stdin.write(job.encode("utf-8") + b"\n")
+                self.process.stdin.flush()
+            except OSError:
+                raise SplitError(self._failure()) from None
+            ready, _, _ = select.select([self.process.stdout], [], [], HELPER_TIMEOUT_SECONDS)
+            if not ready:
+                self.stop()
+                raise SplitError(f"cutting the PDF took longer than {HELPER_TIMEOUT_SECONDS} s")
+            line = self.process.stdout.readline()
+        if not line:
+            raise SplitError(self._failure())
+        reply = json.loads(line)
         if "error" in reply:
             raise SplitError(reply["error"])
+
+    def _failure(self) -> str:
+        self.process.wait()
+        self.errors.seek(0)
+        detail = self.errors.read().decode("utf-8", "replace").strip().splitlines()
+        return f"the PDF-cutting process failed: {detail[-1] if detail else f'exit status {self.process.returncode}'}"
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+        for stream in (self.process.stdin, self.process.stdout, self.errors):
             stream.close()
 
     def __enter__(self) -> "Helper":

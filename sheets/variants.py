@@ -42,7 +42,6 @@ import random
 import re
 import shutil
 import tempfile
-import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -638,10 +637,10 @@ class Typesetting:
     """pdflatex, in two processes, typesetting the variants' sheets as they are added.
 
     The sheets go into two combined documents read from named pipes (one for a few
-    variants). As each pdflatex ends, its PDF is cut into per-variant files in staging: the
-    first to end by a helper process (pdfsplit.Helper: pikepdf holds Python's lock, so only
-    another process can cut while this one works), the other here, in a thread. Meanwhile
-    finish() adds each document's pages, in order, to the two print files. A LaTeX error
+    variants). As each pdflatex ends, a helper process (pdfsplit.Helper: pikepdf holds
+    Python's lock, so only another process can cut while this one works) cuts its PDF into
+    per-variant files in staging, while finish() makes the two print files here. With one
+    document (a few variants) there is no helper and the cut is made here. A LaTeX error
     stops the run at the next variant. Leaving the context stops pdflatex and the helper
     first (a failed run ends fast), then waits for the cutting threads."""
 
@@ -654,7 +653,6 @@ class Typesetting:
         self.ranges = document_ranges(len(students))
         self.documents: list[CombinedDocument] = []
         self.helper: pdfsplit.Helper | None = None
-        self.helper_lock = threading.Lock()
         # The first pdflatex starts at once and reads its preamble while the first variant is
         # made. The second, and the helper, start once that variant is in: any sooner, they
         # would take CPU from the first variant, which everything else waits for.
@@ -693,27 +691,27 @@ class Typesetting:
         files = {sheet: [self.staging.path(f"{self.students[index].id}-{sheet}.pdf") for index in document.variants]
                  for sheet in SHEETS}
         finished = document.stream.finished()
-        with self.helper_lock:  # the first document to end goes to the helper
-            helper, self.helper = self.helper, None
-        if helper is not None:
-            helper.cut_to_files(finished, files)
+        if self.helper is not None:  # it takes the documents in turn; this process makes the print files
+            self.helper.cut_to_files(finished, files)
         else:
             pdfsplit.cut_to_files(finished, files)
 
     def finish(self) -> None:
         """Writes the two print files, each sheet of every variant in order, padded to an even
-        page count, adding each document's pages as soon as its pdflatex ends; then waits
-        until every per-variant PDF is written."""
+        page count, once every pdflatex has ended; then waits until every per-variant PDF is
+        written."""
         import pikepdf
         try:
-            prints = {sheet: self.stack.enter_context(pikepdf.new()) for sheet in SHEETS}
+            sources = []
             for document in self.documents:
-                opened = self.stack.enter_context(pikepdf.open(document.stream.finished()))
-                ranges = pdfsplit.page_ranges(opened, len(document.variants))
-                for sheet in SHEETS:
-                    pdfsplit.add_for_printing(prints[sheet], opened, ranges[sheet])
+                finished = document.stream.finished()
+                with pikepdf.open(finished) as opened:
+                    sources.append((finished, pdfsplit.page_ranges(opened, len(document.variants))))
+            blank = Path(self.documents[0].stream.workdir, "blank.pdf")  # removed with the stream
+            pdfsplit.write_blank_page(sources[0][0], blank)
             for sheet, name in zip(SHEETS, (ALL_QUESTIONS, ALL_SOLUTIONS)):
-                self.staging.write(name, pdfsplit.pdf_bytes(prints[sheet]))
+                pdfsplit.write_print_file([(path, ranges[sheet]) for path, ranges in sources], blank,
+                                          self.staging.path(name))
             for job in self.jobs:
                 job.result()
         except (pdf.LatexError, SplitError, pikepdf.PdfError) as failure:

@@ -195,6 +195,32 @@ def test_every_variant_has_its_files(built, manifest):
 
 
 @needs_tex
+def test_print_files_hold_every_sheet_in_order_each_on_fresh_paper(built, manifest):
+    """questions.pdf and solutions.pdf: each variant's sheet, page by page as in its own file,
+    then a blank page where the sheet has an odd number of pages (duplex printing)."""
+    import pikepdf
+
+    def contents(page):
+        return page.obj.Contents.read_bytes() if "/Contents" in page.obj else b""
+
+    blanks = 0
+    for sheet in pdfsplit.SHEETS:
+        with pikepdf.open(built / f"{sheet}.pdf") as printing:
+            at = 0
+            for entry in manifest["variants"]:
+                with pikepdf.open(built / f"{entry['id']}-{sheet}.pdf") as own:
+                    for page in own.pages:
+                        assert contents(printing.pages[at]) == contents(page), (sheet, entry["id"], at)
+                        at += 1
+                    if len(own.pages) % 2:
+                        assert contents(printing.pages[at]) == b"" and printing.pages[at].mediabox == own.pages[0].mediabox
+                        at += 1
+                        blanks += 1
+            assert at == len(printing.pages) and at % 2 == 0
+    assert blanks > 0  # the padding was exercised
+
+
+@needs_tex
 def test_manifest_covers_every_exam_part(manifest):
     aliases = [alias for problem in exam_problems() for alias in problem.parts]
     assert manifest["seed"] == SEED
