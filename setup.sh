@@ -28,6 +28,10 @@ fi
 # Debian's own Python refuses pip installs outside a venv (PEP 668); this project is the
 # machine's purpose here, so allow it. Other Pythons ignore the variable.
 PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# An editable install leaves our modules uncompiled (pip compiles the files it copies, not
+# these). Compile them now, as pip would, so that no run pays for it: where
+# PYTHONDONTWRITEBYTECODE is set, every run would otherwise compile them again (40 ms).
+python3 -m compileall -q cli.py derivations sheets grading >/dev/null
 
 if [ "${1:-}" != "--no-build" ]; then
     python3 cli.py build --out build
