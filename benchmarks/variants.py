@@ -3,16 +3,17 @@
     python3 benchmarks/variants.py [--count 50] [--repeat 3] [--no-phases]
 
 Times `derive variants --seed S --count 50` as a fresh process (a cold start, as a user
-sees it; median wall time over the repeats), then, where R and its exams package are
+sees it; median wall time over the repeats) and, where R and its exams package are
 installed, `exams2pdf` of 3 exercises with n = 50 on the same machine, from R/LaTeX (.Rnw)
-and from R/Markdown (.Rmd) sources; the verdict is against the faster. Where they are not,
+and from R/Markdown (.Rmd) sources; the verdict is against the faster. The runs take turns,
+so that the machine's speed, which drifts by 10-20% over minutes here, weighs on both alike. Where they are not,
 it says so and compares with the issue's figure for R/exams on this machine, 0.4-0.5 s per
 exam PDF, labelled as a reference rather than a measurement. The target is 5x faster.
 
 A breakdown by phase (making the variants while pdflatex typesets the first ones, finishing
-the typesetting and cutting the PDFs, moving the files into place) follows, measured in this process, to show
-where the time goes. The load average is printed first: other work
-on the machine slows every figure.
+the typesetting and cutting the PDFs, moving the files into place) follows, measured in this
+process, to show where the time goes. The load average is printed first: other work on the
+machine slows every figure.
 """
 from __future__ import annotations
 
@@ -42,17 +43,14 @@ exams2pdf(exercises, n = as.integer(args[2]), dir = args[1], verbose = FALSE)
 R_FORMATS = ("Rnw", "Rmd")
 
 
-def timed_run(command: list[str], repeat: int) -> tuple[float, float]:
-    """Median wall time and median CPU time (the process and its children) of a command."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        before = os.times()
-        start = time.perf_counter()
-        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
-        walls.append(time.perf_counter() - start)
-        after = os.times()
-        cpus.append((after.children_user + after.children_system) - (before.children_user + before.children_system))
-    return statistics.median(walls), statistics.median(cpus)
+def timed_run(command: list[str], cwd: Path = ROOT) -> tuple[float, float]:
+    """Wall time and CPU time (the process and its children) of one run of a command."""
+    before = os.times()
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = os.times()
+    return wall, (after.children_user + after.children_system) - (before.children_user + before.children_system)
 
 
 def r_exams_available() -> tuple[bool, str]:
@@ -65,22 +63,14 @@ def r_exams_available() -> tuple[bool, str]:
     return True, ""
 
 
-def time_r_exams(count: int, repeat: int, source_format: str) -> float:
-    """Median wall time of a fresh Rscript making `count` exam PDFs with exams2pdf."""
-    times = []
-    with tempfile.TemporaryDirectory() as work:
-        script = Path(work, "bench.R")
+def r_exams_command(work: Path, count: int, source_format: str, run: int) -> list[str]:
+    """A fresh Rscript making `count` exam PDFs with exams2pdf into a new directory."""
+    script = Path(work, "bench.R")
+    if not script.exists():
         script.write_text(R_SCRIPT, encoding="utf-8")
-        for index in range(repeat):
-            out = Path(work, f"out{index}")
-            out.mkdir()
-            start = time.perf_counter()
-            subprocess.run(["Rscript", str(script), str(out), str(count), source_format], cwd=work, check=True,
-                           capture_output=True)
-            times.append(time.perf_counter() - start)
-            if len(list(out.glob("*.pdf"))) != count:
-                raise RuntimeError(f"exams2pdf wrote {len(list(out.glob('*.pdf')))} PDFs, expected {count}")
-    return statistics.median(times)
+    out = Path(work, f"{source_format}-{run}")
+    out.mkdir()
+    return ["Rscript", str(script), str(out), str(count), source_format]
 
 
 def phases(count: int, seed: int, figures: bool) -> tuple[list[tuple[str, float]], float]:
@@ -125,20 +115,37 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    available, why = r_exams_available()
+    # The runs take turns (ours, ours without figures, then each R/exams source format, and
+    # again), so that a machine that slows down or speeds up meanwhile affects all alike.
+    walls: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "cli.py", "variants", "--seed", str(args.seed), "--count", str(args.count),
-                   "--out", str(Path(out, "variants"))]
-        wall, cpu = timed_run(command, args.repeat)
-        bare = [sys.executable, "-c", NO_FIGURES, str(args.seed), str(args.count), str(Path(out, "bare"))]
-        bare_wall, bare_cpu = timed_run(bare, args.repeat)
+        contenders = {
+            "derive": [sys.executable, "cli.py", "variants", "--seed", str(args.seed), "--count", str(args.count),
+                       "--out", str(Path(out, "variants"))],
+            "bare": [sys.executable, "-c", NO_FIGURES, str(args.seed), str(args.count), str(Path(out, "bare"))],
+        }
+        for run in range(args.repeat):
+            for fmt in R_FORMATS if available else ():
+                contenders[fmt] = r_exams_command(Path(out), args.count, fmt, run)
+            for name, command in contenders.items():
+                wall, cpu = timed_run(command, ROOT if name in ("derive", "bare") else Path(out))
+                walls.setdefault(name, []).append(wall)
+                cpus.setdefault(name, []).append(cpu)
+                if name in R_FORMATS:
+                    written = len(list(Path(command[2]).glob("*.pdf")))
+                    if written != args.count:
+                        raise RuntimeError(f"exams2pdf wrote {written} PDFs, expected {args.count}")
+    wall, cpu = statistics.median(walls["derive"]), statistics.median(cpus["derive"])
+    bare_wall, bare_cpu = statistics.median(walls["bare"]), statistics.median(cpus["bare"])
     print(f"derive variants --count {args.count}: {wall:.2f} s wall (median of {args.repeat}), {cpu:.2f} s CPU; "
           f"{wall / args.count:.3f} s per variant (question and solution sheet, PDF and Markdown)")
     print(f"the same without the figures in the solution sheets (build_variants(figures=False)): "
           f"{bare_wall:.2f} s wall, {bare_cpu:.2f} s CPU")
 
-    available, why = r_exams_available()
     if available:
-        measured = {fmt: time_r_exams(args.count, args.repeat, fmt) for fmt in R_FORMATS}
+        measured = {fmt: statistics.median(walls[fmt]) for fmt in R_FORMATS}
         for fmt, seconds in measured.items():
             print(f"R/exams exams2pdf, 3 exercises (tstat, swisscapital, deriv .{fmt}), n = {args.count}: "
                   f"{seconds:.2f} s wall (measured, median of {args.repeat}); {seconds / args.count:.3f} s per exam PDF")
