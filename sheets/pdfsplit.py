@@ -3,9 +3,10 @@
 Each sheet of a combined document starts at a named destination, derive-variant-<sheet>-<i>;
 a sheet runs from its destination to the next. pikepdf (qpdf) copies each sheet's pages with
 the fonts and forms they use into a file of its own. pikepdf keeps Python's global lock while
-it works, so threads cannot cut two documents at once; a helper process (`Helper`) cuts one
-while this process cuts the other. This module imports nothing heavier than pikepdf, so the
-helper starts in a fraction of the time the derivations take to import.
+it works, so a thread cannot cut while the process does other pikepdf work; a helper process
+(`Helper`) cuts the documents while the caller makes the print files (write_print_file). This
+module imports nothing heavier than pikepdf, so the helper starts in a fraction of the time
+the derivations take to import.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def write_print_file(sources: list[tuple[Path, list[range]]], blank: Path, out: 
     arguments += ["--", str(out)]
     try:
         pikepdf.Job(arguments).run()
-    except (pikepdf.PdfError, RuntimeError) as failure:  # qpdf reports a bad input or output as either
+    except (pikepdf.PdfError, OSError, RuntimeError) as failure:  # qpdf's errors come as any of these
         raise SplitError(f"cannot make {Path(out).name}: {failure}") from None
     os.chmod(out, 0o644)
 

@@ -13,7 +13,7 @@ exam's own templates. One process makes the variants in order while pdflatex typ
 as they come, in two combined documents (read from named pipes), so deriving and
 typesetting share the two cores; a figure that recurs is typeset once per document as a PDF
 form. pikepdf (qpdf) cuts the PDFs into per-variant files at the named destination each
-sheet starts with, one document in a helper process (see pdfsplit). Every file is written,
+sheet starts with, in a helper process (see pdfsplit). Every file is written,
 as soon as it is made, into a temporary directory beside the target, created before any
 work starts (an output that cannot be written is refused at once), and moved into place
 at the end, so a failed or interrupted run leaves no half-written file.
@@ -528,9 +528,13 @@ def document_ranges(count: int) -> list[range]:
 
 # ---------------------------------------------------------------- building
 
+def sheet_file(student: Student, sheet: str, suffix: str) -> str:
+    """The name of a variant's sheet: ID-questions.pdf, ID-solutions.md, ..."""
+    return f"{student.id}-{sheet}.{suffix}"
+
+
 def variant_files(student: Student) -> list[str]:
-    return [f"{student.id}-questions.pdf", f"{student.id}-questions.md",
-            f"{student.id}-solutions.pdf", f"{student.id}-solutions.md"]
+    return [sheet_file(student, sheet, suffix) for sheet in SHEETS for suffix in ("pdf", "md")]
 
 
 def resolve_students(count: int | None, roster: Path | None) -> list[Student]:
@@ -599,8 +603,8 @@ def make_outputs(seed: int, students: list[Student], staging: "Staging", advance
         for index, student in enumerate(students):
             result = make_variant(seed, student, deriver, with_figures)
             typesetting.add(index, result)
-            staging.write(f"{student.id}-questions.md", result.questions_md.encode("utf-8"))
-            staging.write(f"{student.id}-solutions.md", result.solutions_md.encode("utf-8"))
+            for sheet, markdown in zip(SHEETS, (result.questions_md, result.solutions_md)):
+                staging.write(sheet_file(student, sheet, "md"), markdown.encode("utf-8"))
             records.append(VariantRecord.of(result))
             advance(1)
         # Made while pdflatex sets the last pages.
@@ -688,8 +692,8 @@ class Typesetting:
 
     def _cut(self, document: CombinedDocument) -> None:
         """Waits for the document's pdflatex, then writes its variants' PDFs into staging."""
-        files = {sheet: [self.staging.path(f"{self.students[index].id}-{sheet}.pdf") for index in document.variants]
-                 for sheet in SHEETS}
+        files = {sheet: [self.staging.path(sheet_file(self.students[index], sheet, "pdf"))
+                         for index in document.variants] for sheet in SHEETS}
         finished = document.stream.finished()
         if self.helper is not None:  # it takes the documents in turn; this process makes the print files
             self.helper.cut_to_files(finished, files)
