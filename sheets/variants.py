@@ -512,7 +512,8 @@ def combined_document(results: list[VariantResult]) -> str:
 # The first document's share of the variants. It starts typesetting as soon as the first
 # variant is made and the second only once its own first variant is, so the first takes more:
 # with 50 variants on two cores, 0.76 was fastest of 0.72, 0.76 and 0.8 (median of 7 runs
-# each: 2.74, 2.72, 2.84 s); 0.5 leaves a core idle ~0.7 s.
+# each: 2.74, 2.72, 2.84 s) and, once the helper cut every document, level with 0.7 and 0.82
+# (2.93, 2.90, 2.91 s, 6 runs each, a slower hour); 0.5 leaves a core idle ~0.7 s.
 # The cut depends on the count alone, never on the machine: which glyphs a document uses
 # decides its font subsets, so the bytes of every PDF depend on where the cut falls.
 FIRST_DOCUMENT_SHARE = 0.76
