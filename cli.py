@@ -13,6 +13,11 @@ from pathlib import Path
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
+# numpy here works on arrays of a few hundred numbers, too small for OpenBLAS's worker threads;
+# on two cores such a thread only takes CPU from pdflatex (and starting it costs 0.05 s). Set
+# before numpy is first imported; a value the user set is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 try:  # a fifth of a second of imports: Ctrl-C during them ends the run like Ctrl-C later on
     import click
 
