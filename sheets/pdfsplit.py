@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import select
 import subprocess
 import sys
 import tempfile
@@ -146,37 +145,71 @@ def serve() -> None:
 
 class Helper:
     """A second process, started early (it imports pikepdf while the variants are made), that
-    cuts combined documents into files, one at a time, in the order they are given. Use as a
-    context manager: leaving stops it."""
+    cuts combined documents into files, one at a time, in the order they are submitted. Use as
+    a context manager: leaving stops it.
+
+    A job is submitted (written to the helper) apart from waiting for its reply, so that a
+    caller can hand over a job and then hold Python's lock in pikepdf work of its own while
+    the helper cuts; a reader thread collects the replies, which come in job order."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)
         self.errors = tempfile.TemporaryFile()  # read only if it fails; a pipe could fill and block it
         self.process = subprocess.Popen([sys.executable, "-c", _BOOT, root], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.errors)
-        self.lock = threading.Lock()
+        self.sending = threading.Lock()
+        self.submitted = 0
+        self.replies: list[dict] = []  # the i-th reply answers the i-th job
+        self.replies_ended = False     # the helper's output has ended: it exited
+        self.arrived = threading.Condition()
+        self.reader = threading.Thread(target=self._read_replies, name="pdfsplit-replies", daemon=True)
+        self.reader.start()
 
-    def cut_to_files(self, pdf_path: Path, files: dict[str, list[str]]) -> None:
-        """As the module's cut_to_files, in the helper; returns when every file is written.
-        Callable from several threads: the jobs run one after the other."""
+    def _read_replies(self) -> None:
+        for line in self.process.stdout:
+            try:
+                reply = json.loads(line)
+            except ValueError:
+                reply = {"error": f"an unreadable reply from the PDF-cutting process: {line[:80]!r}"}
+            with self.arrived:
+                self.replies.append(reply)
+                self.arrived.notify_all()
+        with self.arrived:
+            self.replies_ended = True
+            self.arrived.notify_all()
+
+    def submit(self, pdf_path: Path, files: dict[str, list[str]]) -> int:
+        """Hands the helper a cut (as the module's cut_to_files) and returns its ticket for
+        wait(); returns as soon as the job is written. Callable from several threads."""
         job = json.dumps({"pdf": str(pdf_path), "files": {sheet: [str(p) for p in paths]
                                                           for sheet, paths in files.items()}})
-        with self.lock:
+        with self.sending:
             try:
                 self.process.stdin.write(job.encode("utf-8") + b"\n")
                 self.process.stdin.flush()
-            except OSError:
+            except (OSError, ValueError):  # the helper is gone (a broken pipe, or stopped)
                 raise SplitError(self._failure()) from None
-            ready, _, _ = select.select([self.process.stdout], [], [], HELPER_TIMEOUT_SECONDS)
-            if not ready:
-                self.stop()
-                raise SplitError(f"cutting the PDF took longer than {HELPER_TIMEOUT_SECONDS} s")
-            line = self.process.stdout.readline()
-        if not line:
+            ticket = self.submitted
+            self.submitted += 1
+        return ticket
+
+    def wait(self, ticket: int) -> None:
+        """Returns once the job's files are all written; raises SplitError if it failed."""
+        with self.arrived:
+            answered = self.arrived.wait_for(lambda: len(self.replies) > ticket or self.replies_ended,
+                                             HELPER_TIMEOUT_SECONDS)
+            reply = self.replies[ticket] if len(self.replies) > ticket else None
+        if not answered:
+            self.stop()
+            raise SplitError(f"cutting the PDF took longer than {HELPER_TIMEOUT_SECONDS} s")
+        if reply is None:
             raise SplitError(self._failure())
-        reply = json.loads(line)
         if "error" in reply:
             raise SplitError(reply["error"])
+
+    def cut_to_files(self, pdf_path: Path, files: dict[str, list[str]]) -> None:
+        """As the module's cut_to_files, in the helper; returns when every file is written."""
+        self.wait(self.submit(pdf_path, files))
 
     def _failure(self) -> str:
         self.process.wait()
@@ -188,8 +221,13 @@ class Helper:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        if self.reader is not threading.current_thread():
+            self.reader.join()  # it sees the end of the output now that the process is gone
         for stream in (self.process.stdin, self.process.stdout, self.errors):
-            stream.close()
+            try:
+                stream.close()
+            except OSError:  # stdin's last buffered job could not be flushed to a dead process
+                pass
 
     def __enter__(self) -> "Helper":
         return self

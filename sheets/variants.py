@@ -42,6 +42,7 @@ import random
 import re
 import shutil
 import tempfile
+import threading
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -625,6 +626,7 @@ class CombinedDocument:
         self.variants = variants
         self.stream = stream
         self.defined: set[str] = set()
+        self.handed_over = threading.Event()  # set once its cut is given to the helper (or failed)
         stream.write(document_head())
 
     @property
@@ -695,11 +697,14 @@ class Typesetting:
         """Waits for the document's pdflatex, then writes its variants' PDFs into staging."""
         files = {sheet: [self.staging.path(sheet_file(self.students[index], sheet, "pdf"))
                          for index in document.variants] for sheet in SHEETS}
-        finished = document.stream.finished()
-        if self.helper is not None:  # it takes the documents in turn; this process makes the print files
-            self.helper.cut_to_files(finished, files)
-        else:
-            pdfsplit.cut_to_files(finished, files)
+        if self.helper is None:
+            pdfsplit.cut_to_files(document.stream.finished(), files)
+            return
+        try:  # the helper takes the documents in turn; this process makes the print files
+            ticket = self.helper.submit(document.stream.finished(), files)
+        finally:
+            document.handed_over.set()
+        self.helper.wait(ticket)
 
     def finish(self) -> None:
         """Writes the two print files, each sheet of every variant in order, padded to an even
@@ -710,6 +715,10 @@ class Typesetting:
             sources = []
             for document in self.documents:
                 finished = document.stream.finished()
+                if self.helper is not None:
+                    # pikepdf keeps Python's lock while it works: the last document's cut must be
+                    # handed to the helper before this process starts on the print files.
+                    document.handed_over.wait()
                 with pikepdf.open(finished) as opened:
                     sources.append((finished, pdfsplit.page_ranges(opened, len(document.variants))))
             blank = Path(self.documents[0].stream.workdir, "blank.pdf")  # removed with the stream

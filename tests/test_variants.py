@@ -534,6 +534,58 @@ def test_the_cutting_helper_reports_a_broken_pdf(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pdf"]
 
 
+@needs_tex
+def test_the_helper_takes_jobs_before_earlier_ones_end_and_answers_each(tmp_path):
+    """A job is handed over without waiting for the one before it; each reply reaches its own
+    job, a failed one among them included."""
+    import pikepdf
+    result = variants.make_variant(SEED, variants.Student("h1"), variants.Deriver())
+    good = tmp_path / "good.pdf"
+    good.write_bytes(pdf.compile_pdf(variants.combined_document([result])))
+    broken = tmp_path / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.5\nnot really a PDF")
+    outs = [tmp_path / name for name in ("a", "b", "c")]
+    for out in outs:
+        out.mkdir()
+    files = [{sheet: [str(out / f"{sheet}.pdf")] for sheet in pdfsplit.SHEETS} for out in outs]
+    with pdfsplit.Helper() as helper:
+        tickets = [helper.submit(good, files[0]), helper.submit(broken, files[1]), helper.submit(good, files[2])]
+        helper.wait(tickets[2])
+        with pytest.raises(pdfsplit.SplitError, match="cannot cut broken.pdf"):
+            helper.wait(tickets[1])
+        helper.wait(tickets[0])
+    assert tickets == [0, 1, 2]
+    assert list(outs[1].iterdir()) == []
+    for sheet in pdfsplit.SHEETS:
+        assert (outs[0] / f"{sheet}.pdf").read_bytes() == (outs[2] / f"{sheet}.pdf").read_bytes()
+        with pikepdf.open(outs[0] / f"{sheet}.pdf") as document:
+            assert len(document.pages) >= 1
+
+
+def test_a_helper_that_died_fails_its_job_at_once(tmp_path):
+    files = {sheet: [str(tmp_path / f"v-{sheet}.pdf")] for sheet in pdfsplit.SHEETS}
+    with pdfsplit.Helper() as helper:
+        helper.process.kill()
+        helper.process.wait()
+        with pytest.raises(pdfsplit.SplitError, match="the PDF-cutting process failed"):
+            helper.cut_to_files(tmp_path / "any.pdf", files)
+
+
+@needs_tex
+def test_every_cut_is_handed_to_the_helper_before_the_print_files_are_made(tmp_path, monkeypatch):
+    """pikepdf keeps Python's lock while it makes a print file; a cut not yet handed over by
+    then would wait for it, and end the run that much later."""
+    events = []
+    submit, write_print_file = pdfsplit.Helper.submit, pdfsplit.write_print_file
+    monkeypatch.setattr(pdfsplit.Helper, "submit",
+                        lambda self, *args: events.append("cut") or submit(self, *args))
+    monkeypatch.setattr(pdfsplit, "write_print_file",
+                        lambda *args: events.append("print file") or write_print_file(*args))
+    variants.build_variants(SEED, COUNT, tmp_path / "out")
+    assert len(variants.document_ranges(COUNT)) == 2
+    assert events == ["cut", "cut", "print file", "print file"]
+
+
 def test_a_failed_check_stops_the_run(tmp_path, monkeypatch):
     family = FAMILIES[derivations.ALIASES[exam_problems()[0].parts[0]].family]
     real = type(family).derive
