@@ -396,7 +396,10 @@ def constant_pl_symbolic(labels: tuple, coupling, label):
             f"Changing site $n$ to ${to_latex(b)}$ changes its two ring terms; the other $N-2$ keep their value "
             "(valid for $N \\ge 2$).",
             (check_changed_score(coupling, label, b, changed_scores[b]),)))
-    factored = sp.Mul(sp.exp(own_score), site_sum, evaluate=False)
+    # The factor is held unevaluated: printed in front, where it comes out, and without the
+    # sign test SymPy's printer makes on a negative exponent such as -N (Expr.is_constant,
+    # which simplifies it and on first use imports sympy.physics: 0.09 s).
+    factored = sp.Mul(sp.UnevaluatedExpr(sp.exp(own_score)), site_sum, evaluate=False)
     forms = (site_partition,) if own_score == 0 else (site_partition, factored)
     steps.append(Step(StepKind.COMPUTATION, "conditional partition function of the labeling",
                       SITE_PARTITION, forms,
