@@ -18,12 +18,10 @@ EXIT_USAGE = 2
 # before numpy is first imported; a value the user set is kept.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-try:  # a fifth of a second of imports: Ctrl-C during them ends the run like Ctrl-C later on
+# SymPy and the derivations (a fifth of a second) are imported by the commands that need
+# them, inside click, so that Ctrl-C during their import ends the run as it does later on.
+try:
     import click
-
-    import derivations
-    from derivations.core import UnknownProblem
-    from derivations.values import ParameterError
 except KeyboardInterrupt:
     sys.stderr.write("error: aborted\n")
     sys.exit(EXIT_FAILED)
@@ -79,6 +77,9 @@ def parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def derive_or_fail(problem: str, raw: dict[str, str]):
+    import derivations
+    from derivations.core import UnknownProblem
+    from derivations.values import ParameterError
     try:
         return derivations.solve(problem, raw)
     except UnknownProblem as unknown:
@@ -228,14 +229,19 @@ def variants(seed: int, count: int | None, out_dir: str, roster: str | None):
     """
     if count is None and roster is None:
         raise usage_error("--count is required unless --roster lists the students")
-    from sheets.variants import VariantError, build_variants
-    try:
-        files = build_variants(seed, count, Path(out_dir), Path(roster) if roster else None,
-                               progress=sys.stderr.isatty())
-    except VariantError as failure:
-        raise Failed(str(failure)) from None
-    except ParameterError as bad:
-        raise usage_error(str(bad)) from None
+    from sheets import pdfsplit
+    # The PDF-cutting helper process starts before SymPy is imported: its own start (Python and
+    # pikepdf, 0.12 s of CPU) then runs on the second core, idle while this one imports.
+    with pdfsplit.Helper() as helper:
+        from derivations.values import ParameterError
+        from sheets.variants import VariantError, build_variants
+        try:
+            files = build_variants(seed, count, Path(out_dir), Path(roster) if roster else None,
+                                   progress=sys.stderr.isatty(), helper=helper)
+        except VariantError as failure:
+            raise Failed(str(failure)) from None
+        except ParameterError as bad:
+            raise usage_error(str(bad)) from None
     click.echo(f"{len(files)} files in {out_dir}")
 
 

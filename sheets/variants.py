@@ -554,19 +554,21 @@ def resolve_students(count: int | None, roster: Path | None) -> list[Student]:
 
 
 def build_variants(seed: int, count: int | None, out_dir: Path, roster: Path | None = None,
-                   progress: bool = False, figures: bool = True) -> list[Path]:
+                   progress: bool = False, figures: bool = True,
+                   helper: pdfsplit.Helper | None = None) -> list[Path]:
     """Write the variant exams into out_dir and return the files written, in a fixed order.
 
     With a roster, count may be None (one variant per student) or must equal the number of
     students. figures=False leaves the figures out of the solution sheets. An out_dir that
-    cannot be written is refused before any work is done.
+    cannot be written is refused before any work is done. A helper (pdfsplit.Helper) the
+    caller started, and stops, cuts the PDFs; without one, the run starts its own.
     """
     students = resolve_students(count, roster)
     if not exam_problems():
         raise VariantError("no exam problems are registered")
     with Staging(Path(out_dir)) as staging, progress_bar(progress, len(students) + 2) as advance, \
             collecting_no_cycles():
-        names = make_outputs(seed, students, staging, advance, figures)
+        names = make_outputs(seed, students, staging, advance, figures, helper)
         advance(1)
         files = staging.publish(names)
         advance(1)
@@ -592,7 +594,7 @@ def collecting_no_cycles() -> Iterator[None]:
 
 
 def make_outputs(seed: int, students: list[Student], staging: "Staging", advance=lambda steps: None,
-                 with_figures: bool = True) -> list[str]:
+                 with_figures: bool = True, helper: pdfsplit.Helper | None = None) -> list[str]:
     """Writes every output file into staging and returns their names, in a fixed order.
 
     One process makes the variants, in roster order, while pdflatex typesets them as they
@@ -601,7 +603,7 @@ def make_outputs(seed: int, students: list[Student], staging: "Staging", advance
     from . import moodle
     deriver = Deriver()
     records: list[VariantRecord] = []
-    with Typesetting(students, staging) as typesetting:
+    with Typesetting(students, staging, helper) as typesetting:
         for index, student in enumerate(students):
             result = make_variant(seed, student, deriver, with_figures)
             typesetting.add(index, result)
@@ -646,12 +648,13 @@ class Typesetting:
     The sheets go into two combined documents read from named pipes (one for a few
     variants). As each pdflatex ends, a helper process (pdfsplit.Helper: pikepdf holds
     Python's lock, so only another process can cut while this one works) cuts its PDF into
-    per-variant files in staging, while finish() makes the two print files here. With one
-    document (a few variants) there is no helper and the cut is made here. A LaTeX error
+    per-variant files in staging, while finish() makes the two print files here. The caller
+    may give a helper it started earlier; without one, and with one document (a few
+    variants), the cut is made here. A LaTeX error
     stops the run at the next variant. Leaving the context stops pdflatex and the helper
     first (a failed run ends fast), then waits for the cutting threads."""
 
-    def __init__(self, students: list[Student], staging: "Staging") -> None:
+    def __init__(self, students: list[Student], staging: "Staging", helper: pdfsplit.Helper | None = None) -> None:
         self.students = students
         self.staging = staging
         self.stack = contextlib.ExitStack()
@@ -659,10 +662,10 @@ class Typesetting:
         self.jobs: list = []
         self.ranges = document_ranges(len(students))
         self.documents: list[CombinedDocument] = []
-        self.helper: pdfsplit.Helper | None = None
+        self.helper = helper  # one the caller started (and stops), or ours, started below
         # The first pdflatex starts at once and reads its preamble while the first variant is
-        # made. The second, and the helper, start once that variant is in: any sooner, they
-        # would take CPU from the first variant, which everything else waits for.
+        # made. The second, and the helper if none was given, start once that variant is in:
+        # any sooner, they would take CPU from the first variant, which everything waits for.
         self._start_document()
 
     def _start_document(self) -> None:
@@ -691,7 +694,8 @@ class Typesetting:
             self.jobs.append(self.pool.submit(self._cut, document))
         if len(self.documents) < len(self.ranges):
             self._start_document()
-            self.helper = self.stack.enter_context(pdfsplit.Helper())
+            if self.helper is None:
+                self.helper = self.stack.enter_context(pdfsplit.Helper())
 
     def _cut(self, document: CombinedDocument) -> None:
         """Waits for the document's pdflatex, then writes its variants' PDFs into staging."""
