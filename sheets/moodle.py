@@ -15,17 +15,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import jinja2
-
 from derivations import ALIASES, exam_problems
 
-from .render import TEMPLATES
+from .render import environment
 
 RELATIVE_TOLERANCE = 1e-3   # as `derive grade` judges numbers
 ABSOLUTE_FLOOR = 1e-6       # for answers at or near zero
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+_ENV = environment()
 
 
 def cdata(text: str) -> str:

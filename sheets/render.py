@@ -32,11 +32,41 @@ def latex_escape(text: str) -> str:
     return _escaped(str(text))
 
 
+class _TemplateCache(jinja2.FileSystemBytecodeCache):
+    """Jinja's compiled templates, kept between runs: compiling ours took 0.05 s at the start
+    of every run. Jinja keys each entry by the template's name and checks it against a hash of
+    the source, so an edited template is compiled afresh; the directory is Jinja's private
+    per-user one under the system's temporary directory. A cache that cannot be written is
+    simply not kept."""
+
+    def dump_bytecode(self, bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError:
+            pass
+
+
+def _template_cache() -> jinja2.BytecodeCache | None:
+    try:
+        return _TemplateCache()
+    except (OSError, RuntimeError):  # no safe private directory here: compile every time
+        return None
+
+
+_TEMPLATE_CACHE = _template_cache()
+
+
+def environment(**delimiters) -> jinja2.Environment:
+    """A Jinja environment for our templates: strict about undefined names, no autoescape
+    (each output format escapes its own way), compiled templates kept between runs."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+                              bytecode_cache=_TEMPLATE_CACHE, **delimiters)
+
+
 def _environment(**delimiters) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
-                             **delimiters)
+    env = environment(**delimiters)
     env.filters["latex_escape"] = latex_escape
     return env
 

@@ -147,3 +147,24 @@ def test_every_checked_step_and_only_those_carry_the_check_mark(built):
     assert marked == [step.checked for step in steps]
     assert any(marked)
     assert "\\checkmark" not in body
+
+
+def test_compiled_templates_are_kept_and_give_what_a_fresh_compile_gives(tmp_path):
+    from sheets import render
+    view = render.SheetView(render.EXAM_TITLE, "", [])
+    fresh = render.environment()
+    fresh.bytecode_cache = None
+    expected = fresh.get_template("sheet.md.j2").render(sheet=view, solutions=True)
+    for attempt in range(2):  # the first compiles and keeps the code, the second loads it
+        env = render.environment()
+        env.bytecode_cache = render._TemplateCache(str(tmp_path))
+        assert env.get_template("sheet.md.j2").render(sheet=view, solutions=True) == expected
+        assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_templates_render_where_their_compiled_code_cannot_be_kept(tmp_path):
+    from sheets import render
+    env = render.environment()
+    env.bytecode_cache = render._TemplateCache(str(tmp_path / "missing"))
+    assert "TTIC 31230" in env.get_template("sheet.md.j2").render(
+        sheet=render.SheetView(render.EXAM_TITLE, "", []), solutions=True)
