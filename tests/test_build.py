@@ -71,6 +71,17 @@ def test_markdown_sheet_matches_snapshot(built):
     assert produced == SNAPSHOT.read_text(), "run with UPDATE_SNAPSHOTS=1 after an intended change"
 
 
+@needs_tex
+def test_no_line_of_the_solution_sheet_runs_into_the_margin(built, tmp_path):
+    """TeX reports every line it could not fit as an overfull box; a remark quoting two long
+    formulas, or a check name without spaces, used to stick out by up to 28pt."""
+    first, _ = built
+    (tmp_path / "sheet.tex").write_text((first / "exam3-solutions.tex").read_text())
+    subprocess.run(pdf.COMMAND + ["sheet.tex"], cwd=tmp_path, capture_output=True, timeout=120, check=True)
+    log = (tmp_path / "sheet.log").read_text(encoding="latin-1")
+    assert re.findall(r"Overfull \\hbox \((.*?)\)", log) == []
+
+
 def test_latex_errors_report_the_log_lines_only():
     if not pdf.pdflatex_available():
         pytest.skip("pdflatex is not installed")
