@@ -77,7 +77,7 @@ def phases(count: int, seed: int, figures: bool) -> tuple[list[tuple[str, float]
     """Where the time goes, in this process (imports already paid): wall seconds per phase, and
     the CPU seconds of the whole build (this process and the pdflatex processes)."""
     sys.path.insert(0, str(ROOT))
-    from sheets import variants
+    from sheets import pdfsplit, variants
 
     def cpu() -> float:
         t = os.times()
@@ -92,18 +92,22 @@ def phases(count: int, seed: int, figures: bool) -> tuple[list[tuple[str, float]
         if made[0] == count:
             marks.append(("finish typesetting, cut and write the PDFs, manifest, Moodle XML", time.perf_counter()))
 
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as out, pdfsplit.Helper() as helper:
         with variants.Staging(Path(out, "variants")) as staging:
-            names = variants.make_outputs(seed, variants.numbered_ids(count), staging, advance, figures)
+            names = variants.make_outputs(seed, variants.numbered_ids(count), staging, advance, figures, helper)
             marks.append(("move the files into place", time.perf_counter()))
             staging.publish(names)
     marks.append(("end", time.perf_counter()))
     return [(name, marks[i + 1][1] - at) for i, (name, at) in enumerate(marks[:-1])], cpu() - start_cpu
 
 
-NO_FIGURES = ("import sys; from pathlib import Path; from sheets.variants import build_variants; "
-              "build_variants(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), figures=False); "
-              "import os; os._exit(0)")  # as cli.main leaves: no interpreter teardown
+# As the CLI runs: one OpenBLAS thread, the cutting helper started before SymPy is imported,
+# and no interpreter teardown at the end.
+NO_FIGURES = ("import os, sys; os.environ.setdefault('OPENBLAS_NUM_THREADS', '1'); from pathlib import Path; "
+              "from sheets import pdfsplit; helper = pdfsplit.Helper(); "
+              "from sheets.variants import build_variants; "
+              "build_variants(int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), figures=False, helper=helper); "
+              "helper.stop(); os._exit(0)")
 
 
 def main() -> int:
