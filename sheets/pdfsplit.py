@@ -207,10 +207,6 @@ class Helper:
         if "error" in reply:
             raise SplitError(reply["error"])
 
-    def cut_to_files(self, pdf_path: Path, files: dict[str, list[str]]) -> None:
-        """As the module's cut_to_files, in the helper; returns when every file is written."""
-        self.wait(self.submit(pdf_path, files))
-
     def _failure(self) -> str:
         self.process.wait()
         self.errors.seek(0)

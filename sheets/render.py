@@ -59,20 +59,16 @@ _TEMPLATE_CACHE = _template_cache()
 def environment(**delimiters) -> jinja2.Environment:
     """A Jinja environment for our templates: strict about undefined names, no autoescape
     (each output format escapes its own way), compiled templates kept between runs."""
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-                              undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
-                              bytecode_cache=_TEMPLATE_CACHE, **delimiters)
-
-
-def _environment(**delimiters) -> jinja2.Environment:
-    env = environment(**delimiters)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+                             bytecode_cache=_TEMPLATE_CACHE, **delimiters)
     env.filters["latex_escape"] = latex_escape
     return env
 
 
-MARKDOWN = _environment()
-LATEX = _environment(block_start_string=r"\BLOCK{", block_end_string="}",
+MARKDOWN = environment()
+LATEX = environment(block_start_string=r"\BLOCK{", block_end_string="}",
                      variable_start_string=r"\VAR{", variable_end_string="}",
                      comment_start_string=r"\#{", comment_end_string="}",
                      line_comment_prefix="%#")

@@ -650,9 +650,9 @@ class Typesetting:
     Python's lock, so only another process can cut while this one works) cuts its PDF into
     per-variant files in staging, while finish() makes the two print files here. The caller
     may give a helper it started earlier; without one, and with one document (a few
-    variants), the cut is made here. A LaTeX error
-    stops the run at the next variant. Leaving the context stops pdflatex and the helper
-    first (a failed run ends fast), then waits for the cutting threads."""
+    variants), the cut is made here. A LaTeX error stops the run at the next variant.
+    Leaving the context stops pdflatex and the helper first (a failed run ends fast), then
+    waits for the cutting threads."""
 
     def __init__(self, students: list[Student], staging: "Staging", helper: pdfsplit.Helper | None = None) -> None:
         self.students = students

@@ -530,7 +530,7 @@ def test_the_cutting_helper_reports_a_broken_pdf(tmp_path):
     files = {sheet: [str(tmp_path / f"v-{sheet}.pdf")] for sheet in pdfsplit.SHEETS}
     with pdfsplit.Helper() as helper:
         with pytest.raises(pdfsplit.SplitError, match="cannot cut broken.pdf"):
-            helper.cut_to_files(broken, files)
+            helper.wait(helper.submit(broken, files))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.pdf"]
 
 
@@ -568,7 +568,7 @@ def test_a_helper_that_died_fails_its_job_at_once(tmp_path):
         helper.process.kill()
         helper.process.wait()
         with pytest.raises(pdfsplit.SplitError, match="the PDF-cutting process failed"):
-            helper.cut_to_files(tmp_path / "any.pdf", files)
+            helper.wait(helper.submit(tmp_path / "any.pdf", files))
 
 
 @needs_tex
