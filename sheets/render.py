@@ -6,6 +6,7 @@ number already formatted, every user string already escaped.
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,23 +47,24 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
             pass
 
 
-def _template_cache() -> jinja2.BytecodeCache | None:
+def template_cache(syntax: dict[str, str], directory: str | None = None) -> jinja2.BytecodeCache | None:
+    """The compiled-template cache of environments with this syntax. Jinja's key is the
+    template's name alone, and the same name read with other delimiters is other code, so
+    the syntax is part of each entry's file name."""
+    tag = hashlib.sha256(repr(sorted(syntax.items())).encode("utf-8")).hexdigest()[:16]
     try:
-        return _TemplateCache()
+        return _TemplateCache(directory, pattern=f"__derive_{tag}_%s.cache")
     except (OSError, RuntimeError):  # no safe private directory here: compile every time
         return None
 
 
-_TEMPLATE_CACHE = _template_cache()
-
-
-def environment(**delimiters) -> jinja2.Environment:
+def environment(**syntax) -> jinja2.Environment:
     """A Jinja environment for our templates: strict about undefined names, no autoescape
     (each output format escapes its own way), compiled templates kept between runs."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
-                             bytecode_cache=_TEMPLATE_CACHE, **delimiters)
+                             bytecode_cache=template_cache(syntax), **syntax)
     env.filters["latex_escape"] = latex_escape
     return env
 

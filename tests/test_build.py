@@ -168,14 +168,30 @@ def test_compiled_templates_are_kept_and_give_what_a_fresh_compile_gives(tmp_pat
     expected = fresh.get_template("sheet.md.j2").render(sheet=view, solutions=True)
     for attempt in range(2):  # the first compiles and keeps the code, the second loads it
         env = render.environment()
-        env.bytecode_cache = render._TemplateCache(str(tmp_path))
+        env.bytecode_cache = render.template_cache({}, str(tmp_path))
         assert env.get_template("sheet.md.j2").render(sheet=view, solutions=True) == expected
         assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_template_read_with_other_delimiters_is_not_taken_from_the_cache(tmp_path):
+    """Jinja keys its cache by template name; the same name under another syntax is other code."""
+    from sheets import render
+    view = render.SheetView(render.EXAM_TITLE, "", [])
+    other = {"variable_start_string": "<<", "variable_end_string": ">>"}
+    fresh = render.environment(**other)
+    fresh.bytecode_cache = None
+    expected = fresh.get_template("sheet.md.j2").render(sheet=view, solutions=True)
+    for syntax in ({}, other):
+        env = render.environment(**syntax)
+        env.bytecode_cache = render.template_cache(syntax, str(tmp_path))
+        produced = env.get_template("sheet.md.j2").render(sheet=view, solutions=True)
+    assert produced == expected
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 def test_templates_render_where_their_compiled_code_cannot_be_kept(tmp_path):
     from sheets import render
     env = render.environment()
-    env.bytecode_cache = render._TemplateCache(str(tmp_path / "missing"))
+    env.bytecode_cache = render.template_cache({}, str(tmp_path / "missing"))
     assert "TTIC 31230" in env.get_template("sheet.md.j2").render(
         sheet=render.SheetView(render.EXAM_TITLE, "", []), solutions=True)
