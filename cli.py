@@ -78,7 +78,7 @@ def parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
 
 def derive_or_fail(problem: str, raw: dict[str, str]):
     import derivations
-    from derivations.core import UnknownProblem
+    from derivations.core import DuplicateCheckName, UnknownProblem
     from derivations.values import ParameterError
     try:
         return derivations.solve(problem, raw)
@@ -86,6 +86,8 @@ def derive_or_fail(problem: str, raw: dict[str, str]):
         raise usage_error(f"problem: {unknown}") from None
     except ParameterError as bad:
         raise usage_error(str(bad)) from None
+    except DuplicateCheckName as clash:  # two checks disagree under one name: neither may be trusted
+        raise Failed(f"{problem}: checks failed: {clash}") from None
 
 
 def write_output(text: str | bytes, output: str | None) -> None:
@@ -98,6 +100,18 @@ def write_output(text: str | bytes, output: str | None) -> None:
     except OSError as failure:
         raise usage_error(f"-o '{output}': cannot write ({failure.strerror})") from None
 
+
+def load_exam_or_fail(exam: str | None):
+    """The exam file named on the command line (a path or a shipped exam's name), or the seed exam."""
+    import derivations  # noqa: F401 - registers the families the exam names
+    from derivations.exam import ExamError, load_exam
+    try:
+        return load_exam(exam)
+    except ExamError as bad:
+        raise usage_error(one_line(str(bad))) from None
+
+
+exam_argument = click.argument("exam", required=False, metavar="[EXAM]")
 
 params_option = click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                              help="A parameter value, e.g. -p N=5 -p J=1/2 (repeatable).")
@@ -119,23 +133,33 @@ def cli():
 @cli.command("list")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_command(fmt: str):
-    """The problems: seed aliases and families, with parameters and defaults.
+    """The problems (seed aliases and families, with parameters, defaults and domains) and
+    the shipped exams.
 
     \b
     Example:
       derive list --format json
     """
     from derivations.catalogue import catalogue
-    entries = catalogue()
+    from derivations.exam import exam_catalogue
+    entries, exams = catalogue(), exam_catalogue()
     if fmt == "json":
-        click.echo(json.dumps(entries, indent=2))
+        click.echo(json.dumps({"problems": entries, "exams": exams}, indent=2))
         return
     for entry in entries:
         kind = f"alias of {entry['family']}" if entry["kind"] == "alias" else "family"
         click.echo(f"{entry['name']:<15} {kind:<22} {entry['summary']}")
+        if entry["kind"] == "family" and entry["domain"]:
+            click.echo(f"{'':<15}   domain: {entry['domain']}")
         for param in entry["params"]:
             default = "(symbolic)" if param["default"] is None else param["default"]
             click.echo(f"{'':<15}   {param['name']}={default}  {param['help']}")
+    click.echo("")
+    click.echo("exams (derive build EXAM, derive variants EXAM ...):")
+    for exam in exams:
+        parts = ", ".join(f"{part['part']}={part['use']}" for part in exam["parts"])
+        click.echo(f"{exam['name']:<24} {exam['file']:<36} {exam['title']}")
+        click.echo(f"{'':<24}   parts: {parts}")
 
 
 @cli.command()
@@ -167,19 +191,26 @@ def solve(problem: str, params: tuple[str, ...], fmt: str, output: str | None):
 
 
 @cli.command()
+@exam_argument
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True,
               help="Directory for the sheets.")
-def build(out_dir: str):
-    """The exam's question sheet and checked solution sheet (Markdown, LaTeX, PDF).
+def build(exam: str | None, out_dir: str):
+    """An exam's question sheet and checked solution sheet (Markdown, LaTeX, PDF).
+
+    EXAM is an exam file (TOML) or the name of a shipped one (derive list); without it,
+    the seed exam, written as exam3.pdf and exam3-solutions.*. Otherwise the files are
+    named after the exam file: STEM.pdf, STEM-solutions.{md,tex,pdf}.
 
     \b
     Example:
       derive build --out build
+      derive build exams/graphical-models.toml
     """
+    exam_data = load_exam_or_fail(exam)
     from sheets.build import FailedChecks, OutputError, build_exam
     from sheets.pdf import LatexError
     try:
-        result = build_exam(Path(out_dir))
+        result = build_exam(exam_data, Path(out_dir))
     except (FailedChecks, LatexError) as failed:
         raise Failed(str(failed)) from None
     except OutputError as failure:
@@ -210,21 +241,24 @@ def verify(count: int, seed: int):
 
 
 @cli.command()
+@exam_argument
 @click.option("--seed", type=int, required=True)
 @click.option("--count", type=click.IntRange(1, 10_000),
               help="Number of variants; with --roster, omit it (one per student) or give the roster's size.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="build/variants", show_default=True)
 @click.option("--roster", type=click.Path(dir_okay=False, exists=True),
               help="CSV with the columns id,name: one variant per student, named on the sheets.")
-def variants(seed: int, count: int | None, out_dir: str, roster: str | None):
+def variants(exam: str | None, seed: int, count: int | None, out_dir: str, roster: str | None):
     """Variant exams: question and solution sheets, manifest.json and moodle.xml.
 
-    Each variant depends on the seed and its id only (v001, v002, ... or the roster's
-    ids), so the same seed and count, or roster, give byte-identical files.
+    EXAM is an exam file (TOML) or a shipped exam's name; without it, the seed exam. Each
+    variant depends on the seed and its id only (v001, v002, ... or the roster's ids), so
+    the same seed and count, or roster, give byte-identical files.
 
     \b
     Example:
       derive variants --seed 7 --count 50 --out build/variants
+      derive variants exams/graphical-models.toml --seed 7 --count 3
       derive variants --seed 7 --roster students.csv
     """
     if count is None and roster is None:
@@ -233,11 +267,12 @@ def variants(seed: int, count: int | None, out_dir: str, roster: str | None):
     # The PDF-cutting helper process starts before SymPy is imported: its own start (Python and
     # pikepdf, 0.12 s of CPU) then runs on the second core, idle while this one imports.
     with pdfsplit.Helper() as helper:
+        exam_data = load_exam_or_fail(exam)
         from derivations.values import ParameterError
         from sheets.variants import VariantError, build_variants
         try:
             files = build_variants(seed, count, Path(out_dir), Path(roster) if roster else None,
-                                   progress=sys.stderr.isatty(), helper=helper)
+                                   progress=sys.stderr.isatty(), helper=helper, exam=exam_data)
         except VariantError as failure:
             raise Failed(str(failure)) from None
         except ParameterError as bad:

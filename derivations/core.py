@@ -6,6 +6,8 @@ checks that confirm it. Presentation (Markdown, LaTeX, JSON) lives elsewhere.
 """
 from __future__ import annotations
 
+import collections
+import dataclasses
 import enum
 import math
 import random
@@ -52,6 +54,10 @@ class Notation(sp.Symbol):
     def __getnewargs_ex__(self):
         # Unpickling must rebuild the same symbol, LaTeX form included.
         return (self.name, self._latex_form), self.assumptions0
+
+
+class DuplicateCheckName(ValueError):
+    """A derivation with two different checks of one name: a bug in its family, never shown."""
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,19 @@ class Derivation:
     figure: Figure | None = None
     answer_text: str = ""  # prose answer for explanation parts
 
+    def __post_init__(self) -> None:
+        self.all_checks  # refuses two different checks under one name, now rather than later
+
     @property
     def all_checks(self) -> list[Check]:
-        """Whole-answer checks first, then each step's, each name once."""
+        """Whole-answer checks first, then each step's, each name once. One check may confirm
+        several steps; two *different* checks under one name would let the second one's
+        outcome hide behind the first's on every sheet, so they are refused."""
         seen: dict[str, Check] = {}
         for check in list(self.checks) + [c for step in self.steps for c in step.checks]:
-            seen.setdefault(check.name, check)
+            earlier = seen.setdefault(check.name, check)
+            if earlier != check:
+                raise DuplicateCheckName(f"{self.problem}: two different checks are named '{check.name}'")
         return list(seen.values())
 
     @property
@@ -240,9 +253,12 @@ def _short(value: Any) -> str:
 
 # ----------------------------------------------------------------- parameters
 
+Draw = Callable[[random.Random, dict], str]  # (rng, the texts drawn so far) -> a `-p` text
+
+
 @dataclass(frozen=True)
 class Param:
-    """A family parameter: how to read it from text and show it back."""
+    """A family parameter: how to read it from text, show it back and draw it for a variant."""
 
     name: str
     parse: Callable[[str, str], Any]     # (text, name) -> value; raises ParameterError
@@ -250,6 +266,29 @@ class Param:
     help: str
     to_json: Callable[[Any], Any] = lambda value: json_value(value)
     to_text: Callable[[Any], str] = lambda value: text_value(value)
+    draw: Draw | None = None             # a classroom value for a variant; None: keep the default
+
+
+def choice(*texts: str) -> Draw:
+    """Draw one of the given `-p` texts (repeat one to make it likelier)."""
+    return lambda rng, drawn: rng.choice(texts)
+
+
+def integer_between(low: int, high: int) -> Draw:
+    """Draw an integer from low to high, both included."""
+    return lambda rng, drawn: str(rng.randint(low, high))
+
+
+def one_of_drawn(name: str) -> Draw:
+    """Draw one entry of the list already drawn for parameter `name` (e.g. a label of the labels)."""
+    return lambda rng, drawn: rng.choice(drawn[name].split(","))
+
+
+def fractions(numerators: range, denominators: tuple[int, ...]) -> Draw:
+    """Draw p/q with p from `numerators` and q from `denominators`, written in lowest terms."""
+    def draw(rng: random.Random, drawn: dict) -> str:
+        return str(sp.Rational(rng.choice(list(numerators)), rng.choice(denominators)))
+    return draw
 
 
 def json_value(value: Any) -> Any:
@@ -279,12 +318,18 @@ def text_value(value: Any) -> str:
 # ------------------------------------------------------------------- families
 
 class Family:
-    """A parameterised problem. Subclasses set name, summary, params and derive()."""
+    """A parameterised problem. Subclasses set name, summary, params and derive().
+
+    Hooks a family may override: validate() (cross-parameter rules), generate() (when its
+    parameters cannot be drawn one by one), mistakes() (wrong answers the grader names) and
+    single_site_reason (why the N = 1 case is special, in the grader's words)."""
 
     name: str = ""
     summary: str = ""
+    domain: str = ""      # the inputs it promises to answer, one line (derive list, README)
     params: tuple[Param, ...] = ()
     numeric: bool = True  # has a numeric answer value (Moodle 'numerical' part)
+    single_site_reason: str = "with one site there are no neighbours"
 
     def parse(self, raw: dict[str, str]) -> dict:
         known = {param.name: param for param in self.params}
@@ -309,8 +354,19 @@ class Family:
         raise NotImplementedError
 
     def generate(self, rng: random.Random) -> dict[str, str]:
-        """A random valid, classroom-sensible parameter set as `-p` texts."""
-        raise NotImplementedError
+        """A random valid, classroom-sensible parameter set as `-p` texts: each declared
+        parameter's draw, in declaration order (a draw may read the ones before it)."""
+        drawn: dict[str, str] = {}
+        for param in self.params:
+            if param.draw is not None:
+                drawn[param.name] = param.draw(rng, drawn)
+        return drawn
+
+    def mistakes(self, params: dict) -> list[tuple[str, Any, str]]:
+        """Wrong answers this model predicts, as (code, answer, feedback): the grader names
+        them and Moodle gives their feedback. Only the family knows them (ends treated as
+        interior sites, arguments swapped...); the generic ones live in the grader."""
+        return []
 
     def args(self, params: dict) -> list[str]:
         return [f"{param.name}={param.to_text(params[param.name])}"
@@ -324,7 +380,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Alias:
-    """A seed part of the exam: a family with the exam's parameters as defaults."""
+    """A seed alias: a family with the seed exam's parameters as defaults (1a, 1b, ...)."""
 
     name: str
     family: str
@@ -332,18 +388,8 @@ class Alias:
     title: str
 
 
-@dataclass(frozen=True)
-class ExamProblem:
-    number: int
-    title: str
-    points: int
-    intro: str          # our own words, with $...$ math
-    parts: tuple[str, ...]  # alias names, in order
-
-
 FAMILIES: dict[str, Family] = {}
 ALIASES: dict[str, Alias] = {}
-EXAM: dict[int, ExamProblem] = {}
 
 
 def register(family_class: type[Family]) -> type[Family]:
@@ -354,10 +400,6 @@ def register(family_class: type[Family]) -> type[Family]:
 
 def register_alias(name: str, family: str, title: str, **defaults: str) -> None:
     ALIASES[name] = Alias(name, family, dict(defaults), title)
-
-
-def register_exam_problem(problem: ExamProblem) -> None:
-    EXAM[problem.number] = problem
 
 
 class UnknownProblem(LookupError):
@@ -379,8 +421,91 @@ def solve(problem: str, raw: dict[str, str] | None = None) -> Derivation:
     family, defaults = resolve(problem)
     merged = {**defaults, **(raw or {})}
     params = family.parse(merged)
-    return family.derive(params, problem=problem)
+    return derive(family, params, problem)
 
 
-def exam_problems() -> list[ExamProblem]:
-    return [EXAM[number] for number in sorted(EXAM)]
+# ---------------------------------------------------------------- memoisation
+
+MEMO_SIZE = 4096
+_DERIVED: "collections.OrderedDict[tuple, Derivation]" = collections.OrderedDict()
+
+
+def forget_derivations() -> None:
+    """Empty the memo (tests that patch a family's code must not see its earlier results)."""
+    _DERIVED.clear()
+
+
+def derive(family: Family, params: dict, problem: str | None = None) -> Derivation:
+    """family.derive(params), done once per distinct parameter set (the `-p` texts that name
+    it): a variant run, verify and the grader ask for the same parts again and again. Each
+    caller gets its own copy of the lists, so none can change another's derivation."""
+    key = (family.name, tuple(family.args(params)))
+    built = _DERIVED.get(key)
+    if built is None:
+        built = family.derive(params, problem=family.name)
+        _DERIVED[key] = built
+        if len(_DERIVED) > MEMO_SIZE:
+            _DERIVED.popitem(last=False)
+    else:
+        _DERIVED.move_to_end(key)
+    return dataclasses.replace(built, problem=problem or family.name, params=dict(built.params),
+                               steps=list(built.steps), checks=list(built.checks),
+                               remarks=list(built.remarks), tables=list(built.tables))
+
+
+# ------------------------------------------------------- fast numeric evaluation
+
+class _NotFloatable(Exception):
+    pass
+
+
+def float_at(expr: Any, values: dict | None = None) -> float:
+    """float(expr) with symbols replaced by `values` ({symbol: number}), by walking the tree in
+    doubles: SymPy's evalf costs ~0.1 ms a call, and the checks evaluate a form at many sizes.
+    Meant for the forms families check (sums of exponentials and powers, their logs,
+    reciprocals and multiples), where doubles agree with SymPy far below a check's 1e-9; any
+    other node, a complex intermediate or an overflow goes to SymPy's own float()."""
+    values = values or {}
+    try:
+        value = _float_tree(expr, values)
+        if isinstance(value, float):  # not a complex from a negative base's fractional power
+            return value
+    except (_NotFloatable, ArithmeticError, ValueError, TypeError, AttributeError):
+        pass
+    return float(expr.xreplace({symbol: sp.sympify(number) for symbol, number in values.items()})
+                 if values else expr)
+
+
+def _float_tree(expr, values: dict) -> float:
+    if expr.is_Rational:
+        return float(expr)
+    if expr.is_Symbol and expr in values:
+        return float(values[expr])
+    if expr is sp.E:
+        return math.e
+    if expr.is_Add:
+        return math.fsum(_float_tree(arg, values) for arg in expr.args)
+    if expr.is_Mul:
+        product = 1.0
+        for arg in expr.args:
+            product *= _float_tree(arg, values)
+        return product
+    if expr.is_Pow:
+        return _float_tree(expr.base, values) ** _float_tree(expr.exp, values)
+    if isinstance(expr, sp.exp):
+        return math.exp(_float_tree(expr.args[0], values))
+    if isinstance(expr, sp.log) and len(expr.args) == 1:
+        return math.log(_float_tree(expr.args[0], values))
+    raise _NotFloatable(expr)
+
+
+# --------------------------------------------------------- declarative checks
+
+def agrees_at(name: str, expr: Any, symbol: sp.Symbol, points, reference: Callable[[Any], float],
+              how: str = "independent", tolerance: float = TOLERANCE) -> Check:
+    """The check "expr at symbol = p equals reference(p) for every p in points": the derived
+    form, evaluated, against an independent computation (enumeration, re-scoring ...)."""
+    points = list(points)
+    derived = [float_at(expr, {symbol: point}) for point in points]
+    direct = [float(reference(point)) for point in points]
+    return compare(name, derived, direct, tolerance, how=how)

@@ -25,9 +25,8 @@ from fractions import Fraction
 
 import sympy as sp
 
-from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, Remark, Step,
-                   StepKind, Table, compare, numeric_value, register, register_alias,
-                   register_exam_problem)
+from .core import (Check, Derivation, Family, Figure, Notation, Param, Remark, Step,
+                   StepKind, Table, compare, numeric_value, register, register_alias,)
 from .values import ParameterError, check_probabilities, parse_int, parse_list, parse_matrix, parse_number
 
 MAX_WORDS = 26           # vocabulary size accepted (the checks loop over words and rows)
@@ -1482,17 +1481,9 @@ def gradient_remarks() -> list[Remark]:
     ]
 
 
-# ------------------------------------------------------------- the exam's parts
+# ------------------------------------------------------------- the seed aliases
 
 register_alias("2a", "gan-first-word", "First word from uniform noise", P="1/5,1/2,3/10", eps="3/5")
 register_alias("2b", "gan-next-word", "Next word from the transition table",
                Q="1/2,1/4,1/4;1/3,1/3,1/3;0,1/2,1/2", w="2", eps="3/10")
 register_alias("2c", "gan-gradient", "Why the discrete generator gets no gradient", P="1/5,1/2,3/10", eps="3/5")
-register_exam_problem(ExamProblem(
-    2, "A bigram language model as a GAN generator", 25,
-    "A GAN generator turns noise into an output. Here the output is a string $w_1, \\dots, w_T$ of words "
-    "from a vocabulary $\\{0, \\dots, I-1\\}$, and the generator is a bigram model: the first word has "
-    "distribution $P[i] = P(w_1 = i)$ and each next word follows the transition table "
-    "$Q[i, j] = P(w_{t+1} = j \\mid w_t = i)$. The noise is one uniform number $\\epsilon_t \\in [0, 1]$ per "
-    "position, and the generator must turn each one into a word deterministically.",
-    ("2a", "2b", "2c")))

@@ -20,9 +20,10 @@ import random
 import mpmath
 import sympy as sp
 
-from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, json_value, Remark,
-                   Step, rounded, to_latex, StepKind, Table, compare, numeric_value, register, register_alias,
-                   register_exam_problem)
+from . import discrete
+from .core import float_at as core_float_at
+from .core import (Check, Derivation, Family, Figure, Notation, Param, json_value, Remark,
+                   Step, rounded, to_latex, StepKind, Table, compare, numeric_value, register, register_alias,)
 from .values import ParameterError, parse_int, parse_list, parse_number
 
 N = sp.Symbol("N", integer=True, positive=True)
@@ -141,22 +142,16 @@ def enumerate_constant_pseudo_nll(labels: tuple, coupling, label, size: int) -> 
     return enumerate_pseudo_nll(labels, coupling, [label] * size)
 
 
+def ring_model(labels, coupling) -> discrete.LabelingModel:
+    """The ring as the kit's discrete model, in floats."""
+    coupling_f = float(coupling)
+    return discrete.LabelingModel(tuple(float(label) for label in labels),
+                                  lambda labeling: ring_score_float(labeling, coupling_f))
+
+
 def direct_pseudo_nll(labels, coupling, assignment) -> float:
     """-ln PL by re-scoring the whole ring for every site and label (no enumeration)."""
-    labels_f = [float(label) for label in labels]
-    coupling_f = float(coupling)
-    point = [float(label) for label in assignment]
-    base = ring_score_float(point, coupling_f)
-    result = 0.0
-    for site in range(len(point)):
-        changed = []
-        for label in labels_f:
-            trial = list(point)
-            trial[site] = label
-            changed.append(ring_score_float(trial, coupling_f) - base)
-        top = max(changed)
-        result += top + math.log(sum(math.exp(c - top) for c in changed))
-    return result
+    return ring_model(labels, coupling).neg_log_pl(tuple(float(label) for label in assignment))
 
 
 def enumerate_nll(labels, coupling, assignment) -> float:
@@ -246,6 +241,7 @@ RING_PARAMS = (
 
 class RingFamily(Family):
     params = RING_PARAMS
+    single_site_reason = "the ring closes on itself"
 
     def validate(self, params: dict) -> None:
         labels, assignment, size = params["labels"], params["assignment"], params["N"]
@@ -550,46 +546,9 @@ def closed_form_eigenvalues(labels: tuple, coupling):
 
 # --------------------------------------------------------------------- checks
 
-class _NotFloatable(Exception):
-    pass
-
-
 def float_at(expr, size=None) -> float:
-    """float(expr) with N = size: a derived closed form evaluated in doubles by walking its tree,
-    for the checks (SymPy's evalf costs ~0.1 ms a call, and a derivation needs a dozen). The
-    forms checked this way are sums of exponentials, their logs, reciprocals and multiples: no
-    cancellation, so doubles agree with SymPy far below the 1e-9 of a check. Any other node,
-    or an overflow, goes to SymPy's own float()."""
-    try:
-        value = _float_tree(expr, size)
-        if isinstance(value, float):  # not a complex from a negative base's fractional power
-            return value
-    except (_NotFloatable, ArithmeticError, ValueError, TypeError, AttributeError):
-        pass
-    return float(expr if size is None else expr.xreplace({N: size}))
-
-
-def _float_tree(expr, size) -> float:
-    if expr.is_Rational:
-        return float(expr)
-    if expr.is_Symbol and expr == N and size is not None:
-        return float(size)
-    if expr is sp.E:
-        return math.e
-    if expr.is_Add:
-        return math.fsum(_float_tree(arg, size) for arg in expr.args)
-    if expr.is_Mul:
-        product = 1.0
-        for arg in expr.args:
-            product *= _float_tree(arg, size)
-        return product
-    if expr.is_Pow:
-        return _float_tree(expr.base, size) ** _float_tree(expr.exp, size)
-    if isinstance(expr, sp.exp):
-        return math.exp(_float_tree(expr.args[0], size))
-    if isinstance(expr, sp.log) and len(expr.args) == 1:
-        return math.log(_float_tree(expr.args[0], size))
-    raise _NotFloatable(expr)
+    """The core's fast float of a derived form, with the ring size N = size."""
+    return core_float_at(expr, None if size is None else {N: size})
 
 
 @functools.lru_cache(maxsize=64)
@@ -814,14 +773,7 @@ def ring_figure(assignment, size) -> Figure:
                    "symbolic": size is None or size > 12})
 
 
-# ------------------------------------------------------------- the exam's parts
+# ------------------------------------------------------------- the seed aliases
 
 register_alias("1a", "ring-pl", "Pseudo-likelihood of the all-zero labeling", assignment="0")
 register_alias("1b", "ring-pl", "Pseudo-likelihood of the all-one labeling", assignment="1")
-register_exam_problem(ExamProblem(
-    1, "Pseudo-likelihood on a ring", 25,
-    "Labels $\\mathcal{Y}[0], \\dots, \\mathcal{Y}[N-1]$ sit on a ring, each taking a value in a "
-    "small label set. The score couples every site to the next one, and the last site to the first; "
-    "there are no single-site terms. The distribution is the exponential softmax of the score. "
-    "The pseudo-likelihood replaces the intractable normaliser $Z$ by one local normaliser $Z_n$ per site.",
-    ("1a", "1b")))

@@ -29,9 +29,9 @@ import mpmath
 import sympy as sp
 from mpmath import fp
 
-from .core import (FAMILIES, Check, Derivation, ExamProblem, Family, Figure, Notation, Param, Remark, Step,
+from .core import (FAMILIES, Check, Derivation, Family, Figure, Notation, Param, Remark, Step,
                    StepKind, Table, compare, numeric_value, register, register_alias,
-                   register_exam_problem, rounded, to_latex)
+                   rounded, to_latex)
 from .values import ParameterError, check_probabilities, parse_list, parse_number
 
 # ------------------------------------------------------------------ symbols
@@ -1608,7 +1608,7 @@ def rate_remarks(params: dict, mutual: float, entropy_s: float) -> list[Remark]:
     ]
 
 
-# ------------------------------------------------------------- the exam's parts
+# ------------------------------------------------------------- the seed aliases
 
 register_alias("3a", "vae-reparam", "The reparameterisation trick for a Gaussian encoder",
                zhat="1/2", sigma2="4", eps="3/10")
@@ -1616,11 +1616,3 @@ register_alias("3b", "vae-gradient", "Gradients through the sample when s is dis
                zhat="1/2", sigma2="4", eps="3/10")
 register_alias("3c", "vae-rate", "The rate with the optimal prior as a mutual information",
                weights="1/2,1/2", zhat="-1,1", sigma2="1,1")
-register_exam_problem(ExamProblem(
-    3, "A VAE on word strings", 25,
-    "The signal $s$ is a word string, as in Problem 2, and the VAE has a continuous latent $z$. A Gaussian "
-    "encoder gives each message a mean $\\hat{z}_{\\Psi}(s)$ and a variance $\\sigma^{2}_{\\Psi}(s)$ per "
-    "coordinate of $z$. The model is trained by minimising the expected rate, "
-    "$\\ln p_{\\Psi}(z|s) - \\ln p_{\\Phi}(z)$ for a prior $p_{\\Phi}$, plus the distortion "
-    "$-\\ln P_{\\Theta}(s|z)$ of a decoder, with $s$ drawn from the population and $z$ from the encoder.",
-    ("3a", "3b", "3c")))

@@ -22,8 +22,8 @@ from fractions import Fraction
 import sympy as sp
 from sympy.core.cache import cacheit
 
-from .core import (Check, Derivation, ExamProblem, Family, Figure, Notation, Param, Remark, Step,
-                   StepKind, Table, compare, register, register_alias, register_exam_problem, rounded)
+from .core import (Check, Derivation, Family, Figure, Notation, Param, Remark, Step,
+                   StepKind, Table, compare, register, register_alias, rounded)
 from .values import ParameterError, parse_list, parse_matrix, parse_number
 
 MIN_CODES = 2
@@ -1075,14 +1075,7 @@ def key_note() -> Remark:
         "$2\\beta(\\hat{z} - e_k)$ then train the codes and keep the encoder near them."))
 
 
-# ------------------------------------------------------------- the exam's part
+# ------------------------------------------------------------- the seed alias
 
 register_alias("4", "vq-gradient", "Is a discrete latent an obstacle to back-propagation?",
                codebook=DEFAULT_CODEBOOK, zhat=DEFAULT_ZHAT)
-register_exam_problem(ExamProblem(
-    4, "Discrete latents and VQ-VAE", 25,
-    "Now both the signal $s$ and the latent $z$ are discrete. We make the latent discrete as VQ-VAE does: the "
-    "encoder produces a continuous vector $\\hat{z}$, and $z$ is the nearest of a few code vectors $e_j$. The "
-    "question is whether back-propagation can still reach the encoder through such a $z$, and if not, what "
-    "VQ-VAE does about it.",
-    ("4",)))

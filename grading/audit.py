@@ -197,9 +197,26 @@ def find_equations(text: str, kind: str) -> list[Equation]:
     return equations
 
 
+@functools.lru_cache(maxsize=1)
+def _seed_parts() -> dict[int, tuple[str, ...]]:
+    """The seed exam's part labels per problem number (from its exam file)."""
+    from derivations.exam import load_exam
+    return {problem.number: tuple(part.label for part in problem.parts) for problem in load_exam().problems}
+
+
+@dataclass(frozen=True)
+class _SeedProblem:
+    parts: tuple[str, ...]
+
+
+def _seed_problem(number: int | None) -> _SeedProblem | None:
+    parts = _seed_parts().get(number)
+    return None if parts is None else _SeedProblem(parts)
+
+
 def _named_part(problem: int, heading: str) -> str | None:
     """A part alias written out in a problem heading, as `derive solve` titles its sheet."""
-    exam = core.EXAM.get(problem)
+    exam = _seed_problem(problem)
     for word in re.findall(r"\b(\d+[a-h])\b", heading):
         if exam is not None and word in exam.parts:
             return "=" + word
@@ -212,7 +229,7 @@ def part_alias(problem: int | None, letter: str | None) -> str:
         return ""
     if letter is not None and letter.startswith("="):
         return letter[1:]
-    exam = core.EXAM.get(problem)
+    exam = _seed_problem(problem)
     parts = exam.parts if exam is not None else ()
     if letter is None:
         return parts[0] if len(parts) == 1 and parts[0] == str(problem) else str(problem)
@@ -311,7 +328,7 @@ def part_model(alias: str, family_name: str | None = None, args: tuple[str, ...]
             family = core.FAMILIES[family_name]
             raw = dict(arg.split("=", 1) for arg in args)
         params = family.parse(dict(raw))
-        derivation = family.derive(params, problem=alias)
+        derivation = core.derive(family, params, alias)
     except Exception:  # noqa: BLE001 - a part that cannot be derived leaves its lines not checkable
         return None
     try:
@@ -736,7 +753,7 @@ def _contexts(equation: Equation) -> list[str]:
     if equation.part in core.ALIASES:
         return [equation.part]
     if equation.problem is not None and equation.part == str(equation.problem):
-        exam = core.EXAM.get(equation.problem)
+        exam = _seed_problem(equation.problem)
         return list(exam.parts) if exam is not None else []
     return []
 

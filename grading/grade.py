@@ -111,7 +111,7 @@ class Target:
         if key not in self.cache:
             try:
                 params = self.family.parse(raw)
-                self.cache[key] = self.family.derive(params, problem=self.problem)
+                self.cache[key] = core.derive(self.family, params, self.problem)
             except TimeLimit:
                 raise
             except Exception:  # noqa: BLE001 - a variant that cannot be derived gives no candidate
@@ -125,7 +125,7 @@ def make_target(problem: str, raw: dict[str, str]) -> Target:
         family, defaults = core.resolve(problem)
         merged = {**defaults, **raw}
         params = family.parse(merged)
-        derivation = family.derive(params, problem=problem)
+        derivation = core.derive(family, params, problem)
     except core.UnknownProblem as unknown:
         raise BadInput(f"problem: {unknown}") from None
     except ParameterError as bad:
@@ -309,7 +309,7 @@ class Judge:
         return "other", self.plain_difference(given, expected)
 
     def candidates(self) -> list[tuple[str, Callable]]:
-        return [("n1", self.n1_case), ("sign", self.sign_error), ("log-base", self.log_base),
+        return [("n1", self.n1_case), ("model", self.model_mistake), ("sign", self.sign_error), ("log-base", self.log_base),
                 ("variance", self.variance_for_deviation), ("family", self.other_family),
                 ("index", self.index_off_by_one), ("step", self.intermediate), ("factor", self.factor),
                 ("size", self.other_size)]
@@ -318,6 +318,19 @@ class Judge:
         if candidate is None:
             return False
         return self.same(given, self.sample(candidate))
+
+    def model_mistake(self, given, expected) -> str | None:
+        """A wrong answer the family itself predicts (Family.mistakes): ends treated as interior
+        sites, a ring's Z for a chain's, KL's arguments swapped ..."""
+        try:
+            predicted = self.target.family.mistakes(self.target.params)
+        except Exception:  # noqa: BLE001 - a hook that cannot answer here names no mistake
+            return None
+        for _, answer, feedback in predicted:
+            if self.matches(given, answer) and not self.matches(expected, answer):
+                return (f"{feedback}; the expected answer is {answer_str(self.target.derivation.answer)}"
+                        + self.about(self.target.expected))
+        return None
 
     def n1_case(self, given, expected) -> str | None:
         target = self.target
@@ -331,13 +344,14 @@ class Judge:
             formula = general.answer
             extrapolated = formula.subs(RING_SIZE, 1)
             if self.matches(given, extrapolated) and not self.matches(expected, extrapolated):
-                return (f"the N=1 case: {answer_str(formula)} holds for N >= 2 only; with one site the ring "
-                        f"closes on itself and the answer is {answer_str(target.derivation.answer)} "
+                return (f"the N=1 case: {answer_str(formula)} holds for N >= 2 only; with one site "
+                        f"{target.family.single_site_reason} and the answer is {answer_str(target.derivation.answer)} "
                         f"(about {_value_text(target.expected)}), not {_value_text(extrapolated)}")
         elif size is None:
             single = target.resolve({"N": "1"})
             if single is not None and self.matches(given, single.answer):
-                return (f"the N=1 case: {answer_str(single.answer)} is the value for a ring of one site; "
+                return (f"the N=1 case: {answer_str(single.answer)} is the value for one site "
+                        f"({target.family.single_site_reason}); "
                         f"for general N (N >= 2) the answer is {answer_str(target.derivation.answer)}")
         return None
 
@@ -467,7 +481,7 @@ class Judge:
         cache = self.target.cache
         if key not in cache:
             try:
-                derived = family.derive(family.parse(dict(raw)), problem=family.name)
+                derived = core.derive(family, family.parse(dict(raw)), family.name)
             except TimeLimit:
                 raise
             except Exception:  # noqa: BLE001 - no candidate from a family that cannot take these parameters
@@ -696,7 +710,8 @@ def read_manifest(path: Path) -> dict[tuple[str, str], dict]:
                 raise BadInput(f"--manifest '{path}': variant {variant['id']}: a part needs problem, family and args")
             if not isinstance(part["args"], list) or not all(isinstance(a, str) for a in part["args"]):
                 raise BadInput(f"--manifest '{path}': variant {variant['id']}: args must be a list of NAME=VALUE texts")
-            parts[(str(variant["id"]), str(part["problem"]))] = part
+            # Exam files may use one family in several parts: the part label ("1a") names it.
+            parts[(str(variant["id"]), str(part.get("part", part["problem"])))] = part
     return parts
 
 

@@ -1,18 +1,18 @@
-"""`derive build`: the exam's question sheet and its checked solution sheet."""
+"""`derive build`: an exam's question sheet and its checked solution sheet."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from derivations import ALIASES, exam_problems, solve
-from derivations.core import Derivation
+from derivations import solve
+from derivations.core import Derivation, DuplicateCheckName
+from derivations.exam import Exam
 
 from . import pdf, render
 from .files import write_atomic
 
-SOLUTIONS = "exam3-solutions"
-QUESTIONS = "exam3"
+SOLUTIONS_SUBTITLE = "Worked solutions, derived and checked by derive"
 
 
 class FailedChecks(RuntimeError):
@@ -29,25 +29,22 @@ class BuildResult:
     derivations: dict[str, Derivation]
 
 
-def exam_derivations() -> dict[str, Derivation]:
-    return {alias: solve(alias) for problem in exam_problems() for alias in problem.parts}
+def exam_derivations(exam: Exam) -> dict[str, Derivation]:
+    """Each part's derivation with the exam's fixed parameters, keyed by part label."""
+    return {part.label: solve(part.use, part.fixed) for part in exam.parts}
 
 
-def exam_sheet(derivations: dict[str, Derivation]) -> render.SheetView:
-    titles = {alias: ALIASES[alias].title for alias in derivations}
-    problems = [render.problem_view(problem, derivations, titles) for problem in exam_problems()]
-    return render.SheetView(render.EXAM_TITLE, "Worked solutions, derived and checked by derive",
-                            problems)
-
-
-def build_exam(out_dir: Path) -> BuildResult:
-    derivations = exam_derivations()
-    failed = [f"{alias}: {check.name}" for alias, d in derivations.items()
+def build_exam(exam: Exam, out_dir: Path) -> BuildResult:
+    try:
+        derivations = exam_derivations(exam)
+    except DuplicateCheckName as clash:
+        raise FailedChecks(f"checks failed, no sheet written: {clash}") from None
+    failed = [f"{label}: {check.name}" for label, d in derivations.items()
               for check in d.all_checks if not check.passed]
     if failed:
         raise FailedChecks("checks failed, no sheet written: " + "; ".join(failed))
-    sheet = exam_sheet(derivations)
-    questions = render.SheetView(render.EXAM_TITLE, "Questions", sheet.problems)
+    sheet = render.exam_sheet(exam, derivations, SOLUTIONS_SUBTITLE)
+    questions = render.SheetView(sheet.title, "Questions", sheet.problems)
     markdown = render.render_markdown(sheet, solutions=True)
     solutions_tex = render.render_latex(sheet, solutions=True)
     questions_tex = render.render_latex(questions, solutions=False)
@@ -55,10 +52,10 @@ def build_exam(out_dir: Path) -> BuildResult:
     with ThreadPoolExecutor(max_workers=2) as pool:
         solutions_pdf, questions_pdf = pool.map(pdf.compile_pdf, [solutions_tex, questions_tex])
     outputs = {
-        out_dir / f"{SOLUTIONS}.md": markdown,
-        out_dir / f"{SOLUTIONS}.tex": solutions_tex,
-        out_dir / f"{SOLUTIONS}.pdf": solutions_pdf,
-        out_dir / f"{QUESTIONS}.pdf": questions_pdf,
+        out_dir / f"{exam.stem}-solutions.md": markdown,
+        out_dir / f"{exam.stem}-solutions.tex": solutions_tex,
+        out_dir / f"{exam.stem}-solutions.pdf": solutions_pdf,
+        out_dir / f"{exam.stem}.pdf": questions_pdf,
     }
     try:
         for path, data in outputs.items():

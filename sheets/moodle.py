@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from derivations import ALIASES, exam_problems
+from derivations.exam import Exam
 
 from .render import environment
 
@@ -97,7 +97,7 @@ def _grade(points: float) -> str:
     return f"{points:.7g}"
 
 
-def part_questions(variant, part, problem) -> list[Question]:
+def part_questions(variant, part, problem, exam: Exam) -> list[Question]:
     """The Moodle questions of one part of one variant.
 
     A numeric part gets a `numerical` question (one per entry when its value is a list);
@@ -106,14 +106,14 @@ def part_questions(variant, part, problem) -> list[Question]:
     both (2c: the gradient, which is zero, and why) gets both, sharing its points.
     """
     d = part.view
-    alias = ALIASES[part.problem]
     intro = f"<p>{prose_html(problem.intro)}</p>\n" if problem.intro else ""
-    heading = f"<p><strong>Problem {problem.number}, {xml_text(part.problem)}: {xml_text(alias.title)}</strong></p>\n"
+    heading = (f"<p><strong>Problem {problem.number}, {xml_text(part.label)}: "
+               f"{xml_text(part.exam_part.title)}</strong></p>\n")
     question = f"<p>{prose_html(d.question)}</p>\n"
-    points = problem.points / len(problem.parts) if problem.points else 1.0
+    points = exam.part_points(part.exam_part) or 1.0
     answer_math = r"\(" + html.escape(d.answer_latex, quote=False) + r"\)"
     explanation = f"<p>{prose_html(d.answer_text)}</p>" if d.answer_text else ""
-    base = f"{part.problem} {variant.id}"
+    base = f"{part.label} {variant.id}"
     essay = bool(d.answer_text) or not part.numeric
     if part.numeric and essay:
         points /= 2
@@ -128,7 +128,7 @@ def part_questions(variant, part, problem) -> list[Question]:
                 precision = f"The answer is a list of {len(values)} numbers; enter number {index}. " + precision
             questions.append(Question(
                 "numerical", base + (f" ({index} of {len(values)})" if listed else ""),
-                f"{variant.id}-{part.problem}" + (f"-{index}" if listed else ""),
+                f"{variant.id}-{part.label}" + (f"-{index}" if listed else ""),
                 intro + heading + question + f"<p><em>{xml_text(precision)}</em></p>",
                 f"<p>Answer: {answer_math} = {xml_text(_rounded(d.value))}</p>{explanation}",
                 _grade(points / len(values)), answer=number_text(value), tolerance=tolerance(value)))
@@ -136,16 +136,16 @@ def part_questions(variant, part, problem) -> list[Question]:
         ask = "<p><em>Explain your answer.</em></p>" if part.numeric else ""
         questions.append(Question(
             "essay", base + (" (explanation)" if part.numeric else ""),
-            f"{variant.id}-{part.problem}" + ("-explanation" if part.numeric else ""),
+            f"{variant.id}-{part.label}" + ("-explanation" if part.numeric else ""),
             intro + heading + question + ask, f"<p>Answer: {answer_math}</p>{explanation}", _grade(points),
             graderinfo=f"<p>Model answer: {answer_math}</p>{explanation}"))
     return questions
 
 
-def variant_questions(variant) -> list[tuple[str, list[Question]]]:
-    """Every part's questions for one variant, in exam order."""
-    problems = {alias: problem for problem in exam_problems() for alias in problem.parts}
-    return [(part.problem, part_questions(variant, part, problems[part.problem])) for part in variant.parts]
+def variant_questions(variant, exam: Exam) -> list[tuple[str, list[Question]]]:
+    """Every part's questions for one variant, in exam order, keyed by part label."""
+    return [(part.label, part_questions(variant, part, exam.problem_of(part.exam_part), exam))
+            for part in variant.parts]
 
 
 def _rounded(value: Any) -> str:
@@ -157,13 +157,14 @@ def _rounded(value: Any) -> str:
     return f"{number:.6g}" if math.isfinite(number) else str(number)
 
 
-def moodle_xml(seed: int, per_variant: list[list[tuple[str, list[Question]]]]) -> str:
+def moodle_xml(seed: int, per_variant: list[list[tuple[str, list[Question]]]], exam: Exam) -> str:
     """The quiz: one category per exam part holding that part's questions from every variant,
-    so that a Moodle quiz can draw a random variant of each part."""
+    so that a Moodle quiz can draw a random variant of each part. The categories are named
+    after the exam's title and the part ('/' separates categories in Moodle, so none is kept)."""
     categories = []
-    for problem in exam_problems():
-        for alias in problem.parts:
-            questions = [q for variant in per_variant for part, qs in variant if part == alias for q in qs]
-            categories.append({"path": f"$course$/top/derive exam3 seed {seed}/Problem {alias}",
-                               "questions": questions})
+    course = " ".join(exam.heading.replace("/", "-").split())
+    for exam_part in exam.parts:
+        questions = [q for variant in per_variant for label, qs in variant if label == exam_part.label for q in qs]
+        categories.append({"path": f"$course$/top/{course} (seed {seed})/Problem {exam_part.label}",
+                           "questions": questions})
     return _ENV.get_template("moodle.xml.j2").render(categories=categories)

@@ -13,10 +13,10 @@ from pathlib import Path
 import jinja2
 from pylatexenc.latexencode import UnicodeToLatexEncoder
 
-from derivations.core import Derivation, ExamProblem
+from derivations.core import Derivation
+from derivations.exam import Exam, ExamPart, ExamProblem
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-EXAM_TITLE = "TTIC 31230 Fundamentals of Deep Learning, Autumn 2021, Exam 3"
 
 
 _ENCODER = UnicodeToLatexEncoder(non_ascii_only=False, unknown_char_policy="replace")
@@ -103,8 +103,8 @@ class SheetView:
     notes: list[str] = field(default_factory=list)
 
 
-def part_label(alias: str, problem: ExamProblem) -> str:
-    return "" if len(problem.parts) == 1 else f"({alias.lstrip('0123456789')})"
+def part_label(part: ExamPart, problem: ExamProblem) -> str:
+    return "" if len(problem.parts) == 1 else f"({part.name})"
 
 
 def render_figure(derivation: Derivation) -> str:
@@ -114,10 +114,22 @@ def render_figure(derivation: Derivation) -> str:
     return template.render(data=derivation.figure.data, caption=derivation.figure.caption)
 
 
-def problem_view(problem: ExamProblem, derivations: dict[str, Derivation], titles: dict[str, str]) -> ProblemView:
-    parts = [PartView(part_label(alias, problem), titles[alias], derivations[alias],
-                      render_figure(derivations[alias])) for alias in problem.parts]
-    return ProblemView(problem.number, problem.title, problem.points, problem.intro, parts)
+def problem_view(problem: ExamProblem, derivations: dict[str, Derivation]) -> ProblemView:
+    """A problem of the exam with its parts' derivations (keyed by part label)."""
+    parts = [PartView(part_label(part, problem), part.title, derivations[part.label],
+                      render_figure(derivations[part.label])) for part in problem.parts]
+    return ProblemView(problem.number, problem.title, shown_points(problem.points), problem.intro, parts)
+
+
+def shown_points(points: float | None) -> float | int:
+    """Points as the sheet prints them: 25, not 25.0; 0 (not shown) when the exam gives none."""
+    if points is None:
+        return 0
+    return int(points) if float(points).is_integer() else points
+
+
+def exam_sheet(exam: Exam, derivations: dict[str, Derivation], subtitle: str) -> SheetView:
+    return SheetView(exam.heading, subtitle, [problem_view(problem, derivations) for problem in exam.problems])
 
 
 def render_markdown(sheet: SheetView, solutions: bool) -> str:
@@ -129,10 +141,12 @@ def render_latex(sheet: SheetView, solutions: bool) -> str:
 
 
 def single_part_sheet(derivation: Derivation) -> SheetView:
-    """A sheet holding one derivation, for `derive solve`."""
-    from derivations.core import ALIASES, EXAM, FAMILIES
+    """A sheet holding one derivation, for `derive solve`. A seed alias keeps its problem
+    number (1b is part b of Problem 1); a family has none."""
+    from derivations.core import ALIASES, FAMILIES
     alias = ALIASES.get(derivation.problem)
-    number = next((p.number for p in EXAM.values() if derivation.problem in p.parts), None)
+    digits = len(derivation.problem) - len(derivation.problem.lstrip("0123456789"))
+    number = int(derivation.problem[:digits]) if alias and digits else None
     title = alias.title if alias else FAMILIES[derivation.family].summary
     part = PartView("", title, derivation, render_figure(derivation))
     problem = ProblemView(number, f"{derivation.problem} ({derivation.family})", 0, "", [part])

@@ -1,11 +1,11 @@
 """`derive variants`: one exam per student, each with its own checked solution sheet.
 
-Every part of every exam problem gets fresh parameters from its family's generate(),
-drawn from a random stream named by the seed, the variant id and the part. A
-variant therefore depends on (seed, id) alone: adding a student to a roster never
-changes anyone else's exam. A part keeps the parameters that tell it apart from its
-sibling parts of the same family (1a stays the all-zero labeling, 1b the all-one),
-so every variant asks the same questions with other numbers.
+Every part of the exam gets fresh parameters from its family's generate(), drawn from a
+random stream named by the seed, the variant id and the part's label. A variant therefore
+depends on (seed, id) alone: adding a student to a roster never changes anyone else's exam.
+A part redraws the parameters its exam file lists in `vary` (by default every one it does
+not fix) and keeps the others (1a stays the all-zero labeling, 1b the all-one), so every
+variant asks the same questions with other numbers.
 
 Each drawn part is derived and must pass all its checks, or the run stops and nothing is
 put in place; each distinct parameter set is derived once. The sheets are rendered with the
@@ -19,9 +19,10 @@ work starts (an output that cannot be written is refused at once), and moved int
 at the end, so a failed or interrupted run leaves no half-written file.
 
 Output (DIR defaults to build/variants):
-    manifest.json                 {"seed": S, "variants": [{"id", "parts": [{"problem", "family", "args", "value"}]}]}
+    manifest.json                 {"seed": S, "exam": {...}, "variants": [{"id", "parts": [{"problem", "part", "family",
+                                  "args", "points", "value"}]}]}
     moodle.xml                    a numerical question per numeric part, an essay per explanation part
-    answer-key.csv                id, name, part, family, value, answer (LaTeX): the table for grading
+    answer-key.csv                exam, id, name, part, points, family, value, answer (LaTeX): the table for grading
     questions.pdf, solutions.pdf  all variants, each starting on a fresh sheet (duplex printing)
     ID-questions.{pdf,md}, ID-solutions.{pdf,md}  per variant
 """
@@ -50,8 +51,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import jinja2
-from derivations import ALIASES, FAMILIES, exam_problems
-from derivations.core import Derivation, Family, agree
+from derivations.core import Derivation, Family, agree, derive
+from derivations.exam import Exam, ExamPart, load_exam
 from derivations.values import ParameterError
 
 from . import pdf, pdfsplit, render
@@ -219,10 +220,20 @@ def step_latex(step: Any, cache: dict | None) -> str:
 
 @dataclass
 class Part:
-    problem: str          # the alias, e.g. "1a"
+    exam_part: ExamPart
     family: Family
     args: list[str]
     view: DerivationView
+    points: float | None = None
+
+    @property
+    def problem(self) -> str:
+        """What `derive solve` takes: the seed alias or family the exam file names."""
+        return self.exam_part.use
+
+    @property
+    def label(self) -> str:
+        return self.exam_part.label
 
     @property
     def value(self) -> Any:
@@ -233,8 +244,8 @@ class Part:
         return self.family.numeric and self.view.value is not None
 
     def manifest(self) -> dict:
-        return {"problem": self.problem, "family": self.family.name, "args": list(self.args),
-                "value": self.view.value}
+        return {"problem": self.problem, "part": self.label, "family": self.family.name, "args": list(self.args),
+                "points": self.points, "value": self.view.value}
 
 
 @dataclass
@@ -252,19 +263,6 @@ class Variant:
             entry["name"] = self.student.name
         entry["parts"] = [part.manifest() for part in self.parts]
         return entry
-
-
-def fixed_defaults(alias: str) -> dict[str, str]:
-    """The alias's own parameters that set it apart from the family's other aliases.
-
-    1a and 1b are both ring-pl; assignment=0 versus assignment=1 is what makes them
-    different questions, so a variant keeps it. An alias with no sibling (such as 4)
-    fixes nothing: its defaults are just the exam's numbers.
-    """
-    mine = ALIASES[alias]
-    siblings = [other for other in ALIASES.values() if other.family == mine.family and other.name != alias]
-    return {name: text for name, text in mine.defaults.items()
-            if any(other.defaults.get(name) != text for other in siblings)}
 
 
 def values_agree(a: Any, b: Any) -> bool:
@@ -296,7 +294,7 @@ class Deriver:
         key = (alias, tuple(args))
         if key not in self.cache:
             try:
-                derivation = family.derive(params, problem=alias)
+                derivation = derive(family, params, alias)
             except Exception as failure:  # a crash on generated input is a bug to report, with its input
                 raise VariantError(f"variant {variant_id}, part {alias}: the derivation failed "
                                    f"({type(failure).__name__}: {failure}); reproduce with: "
@@ -306,30 +304,32 @@ class Deriver:
                 raise VariantError(f"variant {variant_id}, part {alias}: checks failed, nothing written: "
                                    f"{'; '.join(failed) or 'no checks ran'}; reproduce with: "
                                    f"{describe(family, args)}")
-            if family.numeric and not finite(derivation.value):
+            if family.numeric and derivation.value is not None and not finite(derivation.value):  # None: symbolic
                 raise VariantError(f"variant {variant_id}, part {alias}: the answer value {derivation.value!r} "
                                    f"is not a finite number; reproduce with: {describe(family, args)}")
             self.cache[key] = DerivationView.of(derivation, self.latex)
         return self.cache[key]
 
 
-def draw_variant(seed: int, student: Student, deriver: Deriver) -> Variant:
+def draw_variant(seed: int, student: Student, deriver: Deriver, exam: Exam) -> Variant:
     parts: list[Part] = []
-    for problem in exam_problems():
-        for alias in problem.parts:
-            parts.append(draw_part(seed, student.id, alias, parts, deriver))
+    for exam_part in exam.parts:
+        part = draw_part(seed, student.id, exam_part, parts, deriver)
+        part.points = exam.part_points(exam_part)
+        parts.append(part)
     return Variant(student, parts)
 
 
-def draw_part(seed: int, variant_id: str, alias: str, earlier: list[Part], deriver: Deriver) -> Part:
-    """Draw until the parameters are valid and the part is no copy of an earlier part of its family."""
-    family = FAMILIES[ALIASES[alias].family]
-    fixed = fixed_defaults(alias)
-    rng = random.Random(f"derive-variants/{seed}/{variant_id}/{alias}")
+def draw_part(seed: int, variant_id: str, exam_part: ExamPart, earlier: list[Part], deriver: Deriver) -> Part:
+    """Draw until the parameters are valid and the part is no copy of an earlier part of its family.
+    The part's `vary` parameters come from the draw; the others keep the exam's values."""
+    family, alias = exam_part.family, exam_part.use
+    rng = random.Random(f"derive-variants/{seed}/{variant_id}/{exam_part.label}")
     kin = [part for part in earlier if part.family is family]
     last_reason = "no draw"
     for _ in range(MAX_DRAWS):
-        raw = {**family.generate(rng), **fixed}
+        drawn = family.generate(rng)
+        raw = {**exam_part.defaults, **{name: text for name, text in drawn.items() if name in exam_part.vary}}
         try:
             params = family.parse(raw)
         except ParameterError as bad:
@@ -339,14 +339,14 @@ def draw_part(seed: int, variant_id: str, alias: str, earlier: list[Part], deriv
         if any(part.args == args for part in kin):
             last_reason = "the same parameters as another part"
             continue
-        part = Part(alias, family, args, deriver.derive(variant_id, alias, family, params, args))
+        part = Part(exam_part, family, args, deriver.derive(variant_id, alias, family, params, args))
         # Two parts asking the same question of one family (1a, 1b) must not share an answer.
-        twin = next((o.problem for o in kin if part.numeric and o.numeric and values_agree(o.value, part.value)), None)
+        twin = next((o.label for o in kin if part.numeric and o.numeric and values_agree(o.value, part.value)), None)
         if twin is not None:
             last_reason = f"the same answer as part {twin}"
             continue
         return part
-    raise VariantError(f"variant {variant_id}, part {alias}: no usable parameters from {family.name}.generate() "
+    raise VariantError(f"variant {variant_id}, part {exam_part.label}: no usable parameters from {family.name}.generate() "
                        f"in {MAX_DRAWS} draws (last: {last_reason})")
 
 
@@ -387,13 +387,14 @@ def figure_key(tex: str) -> str:
     return hashlib.sha256(tex.encode("utf-8")).hexdigest()[:16]
 
 
-def variant_sheet(variant: Variant, solutions: bool, markdown: bool, figures: dict[str, str] | None) -> render.SheetView:
+def variant_sheet(variant: Variant, exam: Exam, solutions: bool, markdown: bool,
+                  figures: dict[str, str] | None) -> render.SheetView:
     """A variant's sheet; each figure is a reference into `figures`, typeset once per document.
     With figures None the sheets leave the figures out (they are most of pdflatex's time)."""
     problems = []
-    for problem in exam_problems():
+    for problem in exam.problems:
         parts = []
-        for part in (p for p in variant.parts if p.problem in problem.parts):
+        for part in (p for p in variant.parts if p.exam_part in problem.parts):
             figure_tex = ""
             view = part.view if figures is not None else dataclasses.replace(part.view, figure=None)
             if solutions and not markdown and view.figure is not None:
@@ -401,12 +402,13 @@ def variant_sheet(variant: Variant, solutions: bool, markdown: bool, figures: di
                 key = figure_key(tex)
                 figures[key] = tex
                 figure_tex = f"\\derivefigure{{{key}}}"
-            parts.append(render.PartView(render.part_label(part.problem, problem), ALIASES[part.problem].title,
+            parts.append(render.PartView(render.part_label(part.exam_part, problem), part.exam_part.title,
                                          view, figure_tex))
-        problems.append(render.ProblemView(problem.number, problem.title, problem.points, problem.intro, parts))
+        problems.append(render.ProblemView(problem.number, problem.title, render.shown_points(problem.points),
+                                           problem.intro, parts))
     what = "worked solutions, derived and checked by derive" if solutions else "questions"
     name = markdown_text(variant.student.name) if markdown else variant.student.name
-    return render.SheetView(render.EXAM_TITLE, f"Variant {variant.id}: {what}", problems,
+    return render.SheetView(exam.heading, f"Variant {variant.id}: {what}", problems,
                             student=name, variant=variant.id)
 
 
@@ -416,16 +418,17 @@ def split_document(tex: str) -> tuple[str, str]:
     return tex[:start], tex[start:tex.rindex(end)]
 
 
-def make_variant(seed: int, student: Student, deriver: Deriver, with_figures: bool = True) -> VariantResult:
+def make_variant(seed: int, student: Student, deriver: Deriver, exam: Exam,
+                 with_figures: bool = True) -> VariantResult:
     from . import moodle
-    variant = draw_variant(seed, student, deriver)
+    variant = draw_variant(seed, student, deriver, exam)
     figures: dict[str, str] | None = {} if with_figures else None
     try:
         with quiet_pylatexenc():
-            questions_tex = render.render_latex(variant_sheet(variant, False, False, figures), solutions=False)
-            solutions_tex = render.render_latex(variant_sheet(variant, True, False, figures), solutions=True)
-        questions_md = render.render_markdown(variant_sheet(variant, False, True, figures), solutions=False)
-        solutions_md = render.render_markdown(variant_sheet(variant, True, True, figures), solutions=True)
+            questions_tex = render.render_latex(variant_sheet(variant, exam, False, False, figures), solutions=False)
+            solutions_tex = render.render_latex(variant_sheet(variant, exam, True, False, figures), solutions=True)
+        questions_md = render.render_markdown(variant_sheet(variant, exam, False, True, figures), solutions=False)
+        solutions_md = render.render_markdown(variant_sheet(variant, exam, True, True, figures), solutions=True)
     except jinja2.TemplateError as failure:
         raise VariantError(f"variant {variant.id}: rendering the sheet failed "
                            f"({type(failure).__name__}: {failure})") from None
@@ -434,7 +437,7 @@ def make_variant(seed: int, student: Student, deriver: Deriver, with_figures: bo
     if solutions_preamble != preamble:
         raise VariantError("the question and solution sheets have different LaTeX preambles")
     return VariantResult(student, variant.manifest(), questions_body, solutions_body, questions_md, solutions_md,
-                         preamble, figures or {}, moodle.variant_questions(variant),
+                         preamble, figures or {}, moodle.variant_questions(variant, exam),
                          [part.view.answer_latex for part in variant.parts])
 
 
@@ -472,7 +475,7 @@ PREAMBLE_ADDITIONS = (
 def sheet_preamble() -> str:
     """The LaTeX preamble every sheet shares, through \\begin{document}: known before any
     variant is made (the sheet template puts nothing of a sheet's own above it)."""
-    blank = render.SheetView(render.EXAM_TITLE, "", [])
+    blank = render.SheetView("", "", [])  # the title is set after \begin{document}
     return split_document(render.render_latex(blank, solutions=True))[0]
 
 
@@ -555,20 +558,20 @@ def resolve_students(count: int | None, roster: Path | None) -> list[Student]:
 
 def build_variants(seed: int, count: int | None, out_dir: Path, roster: Path | None = None,
                    progress: bool = False, figures: bool = True,
-                   helper: pdfsplit.Helper | None = None) -> list[Path]:
+                   helper: pdfsplit.Helper | None = None, exam: Exam | None = None) -> list[Path]:
     """Write the variant exams into out_dir and return the files written, in a fixed order.
 
     With a roster, count may be None (one variant per student) or must equal the number of
     students. figures=False leaves the figures out of the solution sheets. An out_dir that
     cannot be written is refused before any work is done. A helper (pdfsplit.Helper) the
-    caller started, and stops, cuts the PDFs; without one, the run starts its own.
+    caller started, and stops, cuts the PDFs; without one, the run starts its own. With no
+    exam, the seed exam.
     """
     students = resolve_students(count, roster)
-    if not exam_problems():
-        raise VariantError("no exam problems are registered")
+    exam = exam if exam is not None else load_exam()
     with Staging(Path(out_dir)) as staging, progress_bar(progress, len(students) + 2) as advance, \
             collecting_no_cycles():
-        names = make_outputs(seed, students, staging, advance, figures, helper)
+        names = make_outputs(seed, students, staging, exam, advance, figures, helper)
         advance(1)
         files = staging.publish(names)
         advance(1)
@@ -593,7 +596,7 @@ def collecting_no_cycles() -> Iterator[None]:
             gc.enable()
 
 
-def make_outputs(seed: int, students: list[Student], staging: "Staging", advance=lambda steps: None,
+def make_outputs(seed: int, students: list[Student], staging: "Staging", exam: Exam, advance=lambda steps: None,
                  with_figures: bool = True, helper: pdfsplit.Helper | None = None) -> list[str]:
     """Writes every output file into staging and returns their names, in a fixed order.
 
@@ -605,17 +608,18 @@ def make_outputs(seed: int, students: list[Student], staging: "Staging", advance
     records: list[VariantRecord] = []
     with Typesetting(students, staging, helper) as typesetting:
         for index, student in enumerate(students):
-            result = make_variant(seed, student, deriver, with_figures)
+            result = make_variant(seed, student, deriver, exam, with_figures)
             typesetting.add(index, result)
             for sheet, markdown in zip(SHEETS, (result.questions_md, result.solutions_md)):
                 staging.write(sheet_file(student, sheet, "md"), markdown.encode("utf-8"))
             records.append(VariantRecord.of(result))
             advance(1)
         # Made while pdflatex sets the last pages.
-        manifest = {"seed": seed, "variants": [record.manifest for record in records]}
+        manifest = {"seed": seed, "exam": {"name": exam.stem, "title": exam.heading},
+                    "variants": [record.manifest for record in records]}
         staging.write(MANIFEST, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-        staging.write(MOODLE, moodle.moodle_xml(seed, [record.moodle for record in records]).encode("utf-8"))
-        staging.write(ANSWER_KEY, answer_key(records).encode("utf-8"))
+        staging.write(MOODLE, moodle.moodle_xml(seed, [record.moodle for record in records], exam).encode("utf-8"))
+        staging.write(ANSWER_KEY, answer_key(records, exam).encode("utf-8"))
         typesetting.finish()
     return [name for student in students for name in variant_files(student)] + [
         ALL_QUESTIONS, ALL_SOLUTIONS, MANIFEST, MOODLE, ANSWER_KEY]
@@ -736,15 +740,15 @@ class Typesetting:
             raise VariantError(str(failure)) from None
 
 
-def answer_key(records: list[VariantRecord]) -> str:
+def answer_key(records: list[VariantRecord], exam: Exam) -> str:
     """The grading table: one row per variant and part, with the value and the exact answer."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "name", "part", "family", "value", "answer"])
+    writer.writerow(["exam", "id", "name", "part", "points", "family", "value", "answer"])
     for record in records:
         for part, latex in zip(record.manifest["parts"], record.answers):
-            writer.writerow([record.student.id, spreadsheet_safe(record.student.name), part["problem"],
-                             part["family"], json.dumps(part["value"]), latex])
+            writer.writerow([exam.stem, record.student.id, spreadsheet_safe(record.student.name), part["part"],
+                             json.dumps(part["points"]), part["family"], json.dumps(part["value"]), latex])
     return buffer.getvalue()
 
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from cli import cli
 from grading import audit
 from grading.audit import canonical, find_equations, split_relations
+from derivations.exam import load_exam
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "ttic31230-autumn2021-exam3.md"
 
@@ -95,7 +96,8 @@ def test_a_latex_key_is_read_the_same_way(tmp_path):
 def our_sheets(tmp_path_factory):
     """The exam's solution sheet as `derive build` renders it (Markdown and LaTeX, no PDF)."""
     from sheets import build, render
-    sheet = build.exam_sheet(build.exam_derivations())
+    exam = load_exam()
+    sheet = render.exam_sheet(exam, build.exam_derivations(exam), build.SOLUTIONS_SUBTITLE)
     folder = tmp_path_factory.mktemp("sheets")
     markdown, latex = folder / "exam3-solutions.md", folder / "exam3-solutions.tex"
     markdown.write_text(render.render_markdown(sheet, solutions=True))

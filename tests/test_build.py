@@ -11,6 +11,9 @@ from click.testing import CliRunner
 
 from cli import cli
 from sheets import pdf
+from derivations.exam import load_exam
+
+SEED_TITLE = "TTIC 31230 Fundamentals of Deep Learning, Autumn 2021, Exam 3"
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "exam3-solutions.md"
 needs_tex = pytest.mark.skipif(not pdf.pdflatex_available(), reason="pdflatex is not installed (run ./setup.sh)")
@@ -152,7 +155,7 @@ def test_every_checked_step_and_only_those_carry_the_check_mark(built):
     preamble, body = tex.split("\\begin{document}")
     assert "\\sbox{\\stepcheckbox}{$\\checkmark$}" in preamble
     items = [line for line in body.splitlines() if line.startswith("\\item {\\itshape ")]
-    steps = [step for d in exam_derivations().values() for step in d.steps]
+    steps = [step for d in exam_derivations(load_exam()).values() for step in d.steps]
     assert len(items) == len(steps)
     marked = [line.endswith("\\hfill\\stepcheck") for line in items]
     assert marked == [step.checked for step in steps]
@@ -162,7 +165,7 @@ def test_every_checked_step_and_only_those_carry_the_check_mark(built):
 
 def test_compiled_templates_are_kept_and_give_what_a_fresh_compile_gives(tmp_path):
     from sheets import render
-    view = render.SheetView(render.EXAM_TITLE, "", [])
+    view = render.SheetView(SEED_TITLE, "", [])
     fresh = render.environment()
     fresh.bytecode_cache = None
     expected = fresh.get_template("sheet.md.j2").render(sheet=view, solutions=True)
@@ -176,7 +179,7 @@ def test_compiled_templates_are_kept_and_give_what_a_fresh_compile_gives(tmp_pat
 def test_a_template_read_with_other_delimiters_is_not_taken_from_the_cache(tmp_path):
     """Jinja keys its cache by template name; the same name under another syntax is other code."""
     from sheets import render
-    view = render.SheetView(render.EXAM_TITLE, "", [])
+    view = render.SheetView(SEED_TITLE, "", [])
     other = {"variable_start_string": "<<", "variable_end_string": ">>"}
     fresh = render.environment(**other)
     fresh.bytecode_cache = None
@@ -194,4 +197,4 @@ def test_templates_render_where_their_compiled_code_cannot_be_kept(tmp_path):
     env = render.environment()
     env.bytecode_cache = render.template_cache({}, str(tmp_path / "missing"))
     assert "TTIC 31230" in env.get_template("sheet.md.j2").render(
-        sheet=render.SheetView(render.EXAM_TITLE, "", []), solutions=True)
+        sheet=render.SheetView(SEED_TITLE, "", []), solutions=True)

@@ -86,8 +86,12 @@ def test_failed_check_exits_1_and_writes_nothing(tmp_path, monkeypatch):
 def test_list_text_and_json():
     text = run("list")
     assert text.exit_code == 0 and "1a" in text.output and "ring-nll" in text.output
-    entries = json.loads(run("list", "--format", "json").output)
+    listing = json.loads(run("list", "--format", "json").output)
+    entries = listing["problems"]
     names = {entry["name"] for entry in entries}
+    assert {"chain-z", "chain-pl"} <= names
+    assert "ttic31230-2021-exam3" in {exam["name"] for exam in listing["exams"]}
+    assert "ttic31230-2021-exam3" in text.output
     assert {"1a", "1b", "ring-pl", "ring-nll"} <= names
     one_b = next(e for e in entries if e["name"] == "1b")
     assert {"name": "assignment", "default": "1"}.items() <= next(

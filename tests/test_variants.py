@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 import derivations
 from cli import cli
-from derivations import FAMILIES, exam_problems
+from derivations import FAMILIES
+from derivations.exam import load_exam
 from derivations.core import Check
 from sheets import pdf, pdfsplit, variants
 
@@ -222,7 +223,7 @@ def test_print_files_hold_every_sheet_in_order_each_on_fresh_paper(built, manife
 
 @needs_tex
 def test_manifest_covers_every_exam_part(manifest):
-    aliases = [alias for problem in exam_problems() for alias in problem.parts]
+    aliases = [part.use for part in load_exam().parts]
     assert manifest["seed"] == SEED
     for variant in manifest["variants"]:
         assert [part["problem"] for part in variant["parts"]] == aliases
@@ -374,7 +375,7 @@ def test_streamed_documents_give_the_bytes_of_a_plain_compile(built):
     or a swallowed first line, would change them)."""
     import pikepdf
     deriver = variants.Deriver()
-    results = [variants.make_variant(SEED, student, deriver) for student in variants.numbered_ids(COUNT)]
+    results = [variants.make_variant(SEED, student, deriver, load_exam()) for student in variants.numbered_ids(COUNT)]
     documents = variants.document_ranges(COUNT)
     assert len(documents) == 2  # both streams are exercised
     for indices in documents:
@@ -388,9 +389,9 @@ def test_streamed_documents_give_the_bytes_of_a_plain_compile(built):
 
 def test_a_variant_depends_on_seed_and_id_only():
     deriver = variants.Deriver()
-    alone = variants.draw_variant(SEED, variants.Student("s02"), deriver)
-    again = variants.draw_variant(SEED, variants.Student("s02", "Someone Else"), variants.Deriver())
-    other_seed = variants.draw_variant(SEED + 1, variants.Student("s02"), deriver)
+    alone = variants.draw_variant(SEED, variants.Student("s02"), deriver, load_exam())
+    again = variants.draw_variant(SEED, variants.Student("s02", "Someone Else"), variants.Deriver(), load_exam())
+    other_seed = variants.draw_variant(SEED + 1, variants.Student("s02"), deriver, load_exam())
     assert [p.args for p in alone.parts] == [p.args for p in again.parts]
     assert [p.args for p in alone.parts] != [p.args for p in other_seed.parts]
 
@@ -451,7 +452,7 @@ def test_hostile_roster_names_are_printed_literally(tmp_path):
 
 
 def test_names_never_reach_tex_raw():
-    result = variants.make_variant(SEED, variants.Student("s01", HOSTILE[0][1]), variants.Deriver())
+    result = variants.make_variant(SEED, variants.Student("s01", HOSTILE[0][1]), variants.Deriver(), load_exam())
     source = variants.combined_document([result])
     assert r"\input{/etc/passwd}" not in source
     assert r"{\textbackslash}input\{/etc/passwd\}" in source
@@ -539,7 +540,7 @@ def test_the_helper_takes_jobs_before_earlier_ones_end_and_answers_each(tmp_path
     """A job is handed over without waiting for the one before it; each reply reaches its own
     job, a failed one among them included."""
     import pikepdf
-    result = variants.make_variant(SEED, variants.Student("h1"), variants.Deriver())
+    result = variants.make_variant(SEED, variants.Student("h1"), variants.Deriver(), load_exam())
     good = tmp_path / "good.pdf"
     good.write_bytes(pdf.compile_pdf(variants.combined_document([result])))
     broken = tmp_path / "broken.pdf"
@@ -587,7 +588,7 @@ def test_every_cut_is_handed_to_the_helper_before_the_print_files_are_made(tmp_p
 
 
 def test_a_failed_check_stops_the_run(tmp_path, monkeypatch):
-    family = FAMILIES[derivations.ALIASES[exam_problems()[0].parts[0]].family]
+    family = FAMILIES[derivations.ALIASES[load_exam().parts[0].use].family]
     real = type(family).derive
 
     def wrong(self, params, problem=None):

@@ -11,7 +11,8 @@ import pytest
 import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from derivations import EXAM, FAMILIES, solve
+from derivations import FAMILIES, solve
+from derivations.exam import load_exam
 from derivations import vq
 from derivations.values import ParameterError
 
@@ -320,7 +321,7 @@ def outside_math(text: str) -> str:
 
 def test_prose_is_ascii_and_latex_safe():
     derivations = [solve("4"), solve("vq-quantize", {"zhat": "3/2,1/2"})]
-    texts = [EXAM[4].intro]
+    texts = [load_exam().problems[3].intro]
     for result in derivations:
         texts += [result.question, result.answer_text] + [step.text for step in result.steps]
         texts += [remark.text for remark in result.remarks]
