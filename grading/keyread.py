@@ -316,7 +316,7 @@ class _LatexReader:
                 self.math(node, in_solution)
 
     def heading(self, node, text: str) -> bool:
-        text = " ".join(text.split())
+        text = " ".join(text.split()).lstrip("* ")
         problem = _heading_number(text)
         if problem and self.line_prefix_is_blank(node.pos):
             self.events.append(_Event(node.pos, "problem", problem))

@@ -67,8 +67,9 @@ def _squash(tex: str) -> str:
     t = re.sub(r"\\(?:left|right|bigl|bigr|big|Big)(?![A-Za-z])", "", tex)
     t = re.sub(r"\\[,;:! ]|~", " ", t)
     t = re.sub(r"\s+", "", t)
-    return re.sub(r"\{\\cal([A-Za-z])\}|\\cal([A-Za-z])|\\mathcal\{([A-Za-z])\}|\\mathcal([A-Za-z])",
-                  lambda m: next(g for g in m.groups() if g), t)
+    t = re.sub(r"\{\\cal([A-Za-z])\}|\\cal([A-Za-z])|\\mathcal\{([A-Za-z])\}|\\mathcal([A-Za-z])",
+               lambda m: next(g for g in m.groups() if g), t)
+    return re.sub(r"\{Y\}_\{([^{}]+)\}|\{Y\}_(\w)", lambda m: "Y[" + (m.group(1) or m.group(2)) + "]", t)
 
 
 _SCORE_DEFINITION = re.compile(r"^(?P<name>[a-zA-Z])(?:_\{?\\?\w+\}?)?\((?P<var>[^()=]+)\)=(?P<rhs>.*\\sum.*)$")
@@ -122,13 +123,15 @@ def assignment_of(statement: Statement, variable: str) -> str | None:
 
 
 def coupling_of(score: str) -> str | None:
-    """A numeric factor in front of the sum: "2\\sum", "\\frac{1}{2}\\sum"; "1" when none."""
-    found = re.match(r"^(?:\()?(-?\d+(?:\.\d+)?|\\frac\{(-?\d+)\}\{(\d+)\})\\?\(?\\sum", score)
-    if not found:
-        return None if re.match(r"^[A-Za-z\\]", score) and not score.startswith(("\\sum", "(\\sum")) else "1"
-    if found.group(2):
-        return str(Fraction(int(found.group(2)), int(found.group(3))))
-    return found.group(1)
+    """A numeric factor in front of the score: "2\\sum", "\\frac{1}{2}(...)"; "1" when none; None when symbolic."""
+    found = re.match(r"^\(?(-?\d+(?:\.\d+)?|\\frac\{(-?\d+)\}\{(\d+)\})", score)
+    if found:
+        if found.group(2):
+            return str(Fraction(int(found.group(2)), int(found.group(3))))
+        return str(Fraction(found.group(1)))
+    if re.match(r"^\(?(?:J|\\beta|\\lambda|\\theta|w)(?![a-z])", score):
+        return None
+    return "1"
 
 
 def index_base(statement: Statement) -> int:
@@ -232,18 +235,53 @@ def potts_chain_pl(statement: Statement) -> Recognition:
                  {"labels": labels, "score": "agreement", "J": coupling, "base": index_base(statement)})
 
 
+SPELLINGS = {  # how keys write a family's parameters, squashed
+    "zhat": (r"\hat{z}", r"\hatz"), "sigma2": (r"\sigma^{2}", r"\sigma^2"), "eps": (r"\epsilon", r"\varepsilon"),
+}
+
+
+def stated_values(statement: Statement, names: tuple[str, ...]) -> dict[str, str] | NotModelled:
+    """`-p` texts for the parameters the part's own text fixes ("at $\hat{z} = \frac{1}{2}$, $\sigma^2 = 4$")."""
+    from .parse import Unreadable, parse_latex, vocabulary  # the whitelist reader: never eval
+    values = {}
+    for math in inline_maths(statement.own):
+        squashed = _squash(math)
+        for name in names:
+            for spelling in SPELLINGS.get(name, (name,)):
+                if squashed.startswith(spelling + "=") and name not in values:
+                    right = squashed[len(spelling) + 1:].rstrip(".,")
+                    try:
+                        parsed = parse_latex(right, vocabulary({}))
+                    except (Unreadable, TypeError, ValueError, ArithmeticError, RecursionError):
+                        return NotModelled(f"the value of {name} ({right}) cannot be read")
+                    if parsed.is_list or not parsed.value.is_number or not parsed.value.is_rational:
+                        return NotModelled(f"the value of {name} ({right}) is not an exact number")
+                    values[name] = str(parsed.value)
+    return values
+
+
+def _vae_part(family: str, statement: Statement) -> Recognition:
+    missing = _missing(family)
+    if missing:
+        return missing
+    values = stated_values(statement, ("zhat", "sigma2", "eps"))
+    if isinstance(values, NotModelled):
+        return values
+    return Match(family, values)
+
+
 def vae_reparam(statement: Statement) -> Recognition:
     if not (statement.says(r"\bVAE", r"reparameteri") and statement.own_says(r"deterministic function")
             and statement.own_says(r"\\epsilon") and statement.own_says(r"\\sigma")):
         return None
-    return _missing("vae-reparam") or Match("vae-reparam", {})
+    return _vae_part("vae-reparam", statement)
 
 
 def vae_gradient(statement: Statement) -> Recognition:
     if not (statement.says(r"\bVAE") and statement.own_says(r"\bSGD\b", r"gradient", r"back-?propagat")
-            and statement.own_says(r"continuous")):
+            and statement.own_says(r"continuous", r"reparameteri") and not statement.says(r"VQ", r"codebook")):
         return None
-    return _missing("vae-gradient") or Match("vae-gradient", {})
+    return _vae_part("vae-gradient", statement)
 
 
 def needs_numbers(family: str, *patterns: str, within: tuple[str, ...] = (), what: str = "") -> Callable:
