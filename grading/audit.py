@@ -737,6 +737,9 @@ def audit_problem(problem: Problem, variant: dict) -> tuple[list[Finding], dict 
         intro = problem.intro.statement_text if part.letter else ""
         statement = Statement(rename(own, renames), rename(referenced, renames), rename(intro, renames), score,
                               "Y", score_name)
+        named = [w for w in re.findall(r"\b(\d+[a-h]?)\b", problem.title) if w in variant and w != number]
+        if label not in variant and len(lettered) == 1 and len(named) == 1:
+            label = named[0]  # a sheet of `derive solve` names its part in the heading: "Problem 1: 1b"
         if label in variant:
             family, args = variant[label]
             found = Match(family, dict(a.split("=", 1) for a in args))

@@ -46,6 +46,7 @@ class Equation:
     cases: list[Case] = field(default_factory=list)
     lhs_of_cases: str = ""          # with cases: the left side and relation before the brace
     part: str = ""                  # filled in by the audit: "7a", "7", ""
+    display: int = -1               # rows of one display share this number (and the prose condition above)
 
     @property
     def text(self) -> str:
@@ -108,7 +109,7 @@ def _builder(events: list[_Event], line_of, kind: str) -> Sheet:
     part = problems[0].intro
     in_solution = False
     prose_since_math: list[str] = []
-    count = 0
+    count, last_display, last_condition = 0, -1, ""
     for event in events:
         if event.kind == "problem":
             number, title = event.payload
@@ -135,7 +136,12 @@ def _builder(events: list[_Event], line_of, kind: str) -> Sheet:
             if not equation.in_solution:
                 part.statement.append(equation.latex)
             if not equation.inline:
-                equation.condition = equation.condition or _condition_of(" ".join(prose_since_math))
+                if equation.display >= 0 and equation.display == last_display:
+                    equation.condition = equation.condition or last_condition
+                else:
+                    equation.condition = equation.condition or _condition_of(" ".join(prose_since_math))
+                    last_condition = equation.condition if not equation.cases else ""
+                last_display = equation.display
                 prose_since_math = []
             part.equations.append(equation)
             count += 1
@@ -285,6 +291,7 @@ class _LatexReader:
         self.line_starts, self.line_of = _line_finder(text)
         self.events: list[_Event] = []
         self.visited = 0
+        self.displays = 0
         self.solution_line: int | None = None   # the line of a "Solution:" / "Answer:" word
         self.answer_line: int | None = None
 
@@ -410,6 +417,7 @@ class _LatexReader:
             elif not isinstance(node, LatexCommentNode):
                 rows[-1].append(node)
         left_side = ""
+        self.displays += 1
         for row in rows:
             columns: list[list] = [[]]
             for node in row:
@@ -424,7 +432,7 @@ class _LatexReader:
             first = next(n for n in row if not (isinstance(n, LatexCharsNode) and not n.chars.strip()))
             position = first.pos + (len(first.chars) - len(first.chars.lstrip())
                                     if isinstance(first, LatexCharsNode) else 0)
-            equation = Equation(self.line_of(position), latex, in_solution=in_solution)
+            equation = Equation(self.line_of(position), latex, in_solution=in_solution, display=self.displays)
             starts_with_relation = bool(re.match(r"\s*(=|\\approx|\\le|\\ge|<|>)", latex))
             if len(columns) > 1 and not texts[0] and starts_with_relation and left_side:
                 equation.check = left_side + " " + latex

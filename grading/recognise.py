@@ -124,14 +124,35 @@ def assignment_of(statement: Statement, variable: str) -> str | None:
 
 def coupling_of(score: str) -> str | None:
     """A numeric factor in front of the score: "2\\sum", "\\frac{1}{2}(...)"; "1" when none; None when symbolic."""
+    scaled = re.match(r"^\\frac\{(-?\d*)(?:\(.*\)|[^()]*\\sum.*)\}\{(\d+)\}$", score)  # SymPy's \frac{3 (...)}{2}
+    if scaled:
+        numerator = scaled.group(1)
+        return str(Fraction(int(numerator) if numerator not in ("", "-") else (-1 if numerator else 1),
+                            int(scaled.group(2))))
     found = re.match(r"^\(?(-?\d+(?:\.\d+)?|\\frac\{(-?\d+)\}\{(\d+)\})", score)
     if found:
         if found.group(2):
             return str(Fraction(int(found.group(2)), int(found.group(3))))
         return str(Fraction(found.group(1)))
+    top = score
+    for _ in range(20):  # the top level only: drop bracketed and braced groups, innermost first
+        top, count = re.subn(r"\[[^\[\]{}]*\]|\{[^{}\[\]]*\}", "", top)
+        if not count:
+            break
+    if score.startswith("-(") or (score.startswith("-") and "-\\sum" in top and "+" not in top):
+        return "-1"  # SymPy's -Y[0]Y[N-1] - \sum ...: every term negated
     if re.match(r"^\(?(?:J|\\beta|\\lambda|\\theta|w)(?![a-z])", score):
         return None
     return "1"
+
+
+def size_of(statement: Statement) -> str | None:
+    """A size the statement fixes: "$N = 5$", "a ring of $5$ sites"; None leaves N symbolic."""
+    for text in (statement.own, statement.referenced, statement.intro):
+        found = re.search(r"\$\s*N\s*=\s*(\d+)\s*\$|(?:ring|chain) of \$(\d+)\$ (?:sites|nodes)", text)
+        if found:
+            return found.group(1) or found.group(2)
+    return None
 
 
 def index_base(statement: Statement) -> int:
@@ -202,6 +223,9 @@ def _pairwise_match(family: str, statement: Statement, default_labels: str, with
     if coupling is None:
         return NotModelled("the coupling in front of the score's sum is not a number")
     args = {"labels": ",".join(labels) if labels else default_labels, "J": coupling}
+    size = size_of(statement)
+    if size:
+        args["N"] = size
     if with_assignment:
         assignment = _constant_assignment(statement)
         if isinstance(assignment, NotModelled):
@@ -241,7 +265,7 @@ SPELLINGS = {  # how keys write a family's parameters, squashed
 
 
 def stated_values(statement: Statement, names: tuple[str, ...]) -> dict[str, str] | NotModelled:
-    """`-p` texts for the parameters the part's own text fixes ("at $\hat{z} = \frac{1}{2}$, $\sigma^2 = 4$")."""
+    r"""`-p` texts for the parameters the part's own text fixes ("at $\hat{z} = \frac{1}{2}$, $\sigma^2 = 4$")."""
     from .parse import Unreadable, parse_latex, vocabulary  # the whitelist reader: never eval
     values = {}
     for math in inline_maths(statement.own):
