@@ -1,22 +1,21 @@
-"""`derive audit`: check the equations of a solution sheet (Markdown or LaTeX) line by line.
+"""`derive audit`: check the equations of an answer key (Markdown or LaTeX) line by line.
 
-The sheet is read, never compiled or executed. Display equations ($$...$$, \\[...\\],
-equation/align environments) and the inline equations of "Solution:" / "Answer:"
-lines are tied to problem parts by the headings above them ("Problem 1", "(a)",
-"## Problem 2", "\\subsection*{(b) ...}") and the exam's part aliases (1a, 1b, ...).
+The key is read, never compiled or executed (keyread: pylatexenc's walker for LaTeX). Each
+problem is tied to a family by what its statement says (recognise: score, labels, ring or
+chain, the constant assignment, stated numbers), never by its number; a problem that
+matches no family is reported once as "not modelled", with the reason.
 
-Each equation is checked against the part's derivation (the exam's parameters):
-every named quantity the derivation shows (Z_n, s(Y[n=1]), P(Y[n] | Y/n),
--ln P~(Y), ...) is replaced by its derived value, each side is read by the
-whitelist LaTeX reader, and every `=` and `\\approx` is checked numerically at
-sample points (N at integers >= 2). An approximation must agree to the last digit
-it shows. A generic label such as s(Y[n=i]) is checked for every label.
+Each equation of a modelled part is checked against the family's derivation: every named
+quantity it shows (Z_n, s(Y[n=1]), P(Y[n] | Y/n), -ln P~(Y), ...) is replaced by its
+derived value, each side is read by the whitelist LaTeX reader, and every `=` and
+`\\approx` is checked numerically at sample points (N at integers >= 2). An approximation
+must agree to the last digit it shows. A generic label such as s(Y[n=i]) is checked for
+every label. Open-chain families are checked site by site at N = 1..6 (sites), where a
+claim that fails only at N = 1 is a warning.
 
-A line is "ok" when it has at least one checked relation and all hold, "wrong"
-when one fails (the detail names the mistake: a sign, a factor, a wrong
-approximation), and "not checkable" when nothing in it can be tied to the
-derivation. Not-checkable lines are reported with ok: true: an unclear line is
-never counted as wrong.
+A line is "ok" when it has at least one checked relation and all hold, "wrong" when one
+fails (the detail names the mistake), and "not checkable" when nothing in it can be tied
+to the derivation; not-checkable lines are reported with ok: true.
 """
 from __future__ import annotations
 
