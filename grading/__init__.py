@@ -90,21 +90,33 @@ def _emit_batch(rows, fmt: str, output: str | None) -> None:
 
 
 def cli_audit(path: Path, fmt: str) -> None:
-    from .audit import AuditError, audit_file
+    from .audit import AuditError, audit_report
 
     try:
-        findings = audit_file(Path(path))
+        report = audit_report(Path(path))
     except AuditError as bad:
         raise _usage(str(bad)) from None
+    findings = report.findings
     if fmt == "json":
-        click.echo(json.dumps({"findings": [f.to_json() for f in findings]}, indent=2))
+        click.echo(json.dumps(report.to_json(), indent=2))
     else:
         for finding in findings:
             click.echo(finding.text_line(str(path)))
+        for problem in report.problems:
+            if not problem["modelled"]:
+                reasons = "; ".join(dict.fromkeys(part["reason"] for part in problem["parts"]))
+                click.echo(f"problem {problem['problem']}: not modelled ({reasons})")
+                continue
+            for part in problem["parts"]:
+                shown = (f"{part['family']} {part['params']}" if part["modelled"] else
+                         f"not modelled ({part['reason']})")
+                click.echo(f"problem {problem['problem']}, part {part['part']}: {shown}: {part['ok']} ok, "
+                           f"{part['wrong']} wrong, {part['warnings']} warnings, {part['not_checkable']} not checkable")
         wrong = sum(1 for f in findings if not f.ok)
+        warnings = sum(1 for f in findings if f.ok and f.warning)
         unchecked = sum(1 for f in findings if f.ok and not f.checked)
-        click.echo(f"{len(findings)} equations: {len(findings) - wrong - unchecked} ok, {wrong} wrong, "
-                   f"{unchecked} not checkable")
+        click.echo(f"{len(findings)} findings: {len(findings) - wrong - unchecked - warnings} ok, {wrong} wrong, "
+                   f"{warnings} warnings, {unchecked} not checkable or not modelled")
     if any(not f.ok for f in findings):
         click.get_current_context().exit(EXIT_WRONG)
 

@@ -1,28 +1,28 @@
-"""`derive audit`: check the equations of a solution sheet (Markdown or LaTeX) line by line.
+"""`derive audit`: check the equations of an answer key (Markdown or LaTeX) line by line.
 
-The sheet is read, never compiled or executed. Display equations ($$...$$, \\[...\\],
-equation/align environments) and the inline equations of "Solution:" / "Answer:"
-lines are tied to problem parts by the headings above them ("Problem 1", "(a)",
-"## Problem 2", "\\subsection*{(b) ...}") and the exam's part aliases (1a, 1b, ...).
+The key is read, never compiled or executed (keyread: pylatexenc's walker for LaTeX). Each
+problem is tied to a family by what its statement says (recognise: score, labels, ring or
+chain, the constant assignment, stated numbers), never by its number; a problem that
+matches no family is reported once as "not modelled", with the reason.
 
-Each equation is checked against the part's derivation (the exam's parameters):
-every named quantity the derivation shows (Z_n, s(Y[n=1]), P(Y[n] | Y/n),
--ln P~(Y), ...) is replaced by its derived value, each side is read by the
-whitelist LaTeX reader, and every `=` and `\\approx` is checked numerically at
-sample points (N at integers >= 2). An approximation must agree to the last digit
-it shows. A generic label such as s(Y[n=i]) is checked for every label.
+Each equation of a modelled part is checked against the family's derivation: every named
+quantity it shows (Z_n, s(Y[n=1]), P(Y[n] | Y/n), -ln P~(Y), ...) is replaced by its
+derived value, each side is read by the whitelist LaTeX reader, and every `=` and
+`\\approx` is checked numerically at sample points (N at integers >= 2). An approximation
+must agree to the last digit it shows. A generic label such as s(Y[n=i]) is checked for
+every label. Open-chain families are checked site by site at N = 1..6 (sites), where a
+claim that fails only at N = 1 is a warning.
 
-A line is "ok" when it has at least one checked relation and all hold, "wrong"
-when one fails (the detail names the mistake: a sign, a factor, a wrong
-approximation), and "not checkable" when nothing in it can be tied to the
-derivation. Not-checkable lines are reported with ok: true: an unclear line is
-never counted as wrong.
+A line is "ok" when it has at least one checked relation and all hold, "wrong" when one
+fails (the detail names the mistake), and "not checkable" when nothing in it can be tied
+to the derivation; not-checkable lines are reported with ok: true.
 """
 from __future__ import annotations
 
 import functools
 import json
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,9 @@ from derivations.core import answer_str, to_latex
 from . import compare, limits
 from .grade import Target, flat_answer, target_from
 from .limits import TimeLimit, time_limit
+from .keyread import Equation, KeyError_, Problem, read_key
 from .parse import Unreadable, parse_latex, vocabulary
+from .recognise import Match, NotModelled, Statement, find_score, inline_maths, recognise
 
 MAX_FILE_BYTES = 2_000_000
 MAX_EQUATIONS = 2000
@@ -54,6 +56,7 @@ class Finding:
     ok: bool
     detail: str
     checked: bool = True
+    warning: bool = False
 
     def to_json(self) -> dict:
         return {"line": self.line, "part": self.part, "latex": self.latex, "ok": self.ok, "detail": self.detail}
@@ -62,6 +65,8 @@ class Finding:
     def status(self) -> str:
         if not self.ok:
             return "WRONG"
+        if self.warning:
+            return "warning"
         return "ok" if self.checked else "not checkable"
 
     def text_line(self, path: str) -> str:
@@ -73,170 +78,37 @@ class Finding:
 
 # ------------------------------------------------------------- reading a sheet
 
-@dataclass
-class Equation:
-    line: int
-    part: str         # alias such as "1b", a problem number "1" (problem-level), or ""
-    problem: int | None
-    latex: str
-    answer_line: bool = False  # an "Answer:" line: a bare expression is the part's answer
-
-
-_DISPLAY = re.compile(
-    r"(?<!\\)\$\$(?P<dollars>.+?)\$\$"
-    r"|(?<!\\)\\\[(?P<brackets>.+?)\\\]"
-    r"|\\begin\{(?P<env>equation|align|gather|multline|eqnarray|displaymath|math)(?P<star>\*?)\}"
-    r"(?P<body>.+?)\\end\{(?P=env)(?P=star)\}",
-    re.DOTALL)
-_INLINE = re.compile(r"(?<![\\$])\$(?!\$)(?P<a>[^$]+?)(?<!\\)\$(?!\$)|\\\((?P<b>.+?)\\\)")
-_PROBLEM = re.compile(r"^Problem\s*(\d+)\b", re.IGNORECASE)
-_PART = re.compile(r"^\(([a-h])\)")
-_MARKER_PREFIX = re.compile(r"^(?:[#>*_\s]|\\(?:sub)*section\*?\{|\\paragraph\*?\{|\\textbf\{|\\item\s*)+")
-_ANSWER_LINE = re.compile(r"^(answer|solution)\b", re.IGNORECASE)
-_RELATION_HINT = re.compile(r"=|\\approx|\\propto|\\le|\\ge|\\neq|\\sim|<|>|\\in\b")
-
-
 def read_sheet(path: Path) -> tuple[str, str]:
+    """The key's text and kind; a file that is not a regular file, too large or not UTF-8 is refused."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as failure:
         raise AuditError(f"FILE '{path}': cannot read ({failure.strerror})") from None
-    if size > MAX_FILE_BYTES:
-        raise AuditError(f"FILE '{path}': too large ({size} bytes; at most {MAX_FILE_BYTES})")
+    if not stat.S_ISREG(info.st_mode):
+        raise AuditError(f"FILE '{path}': not a regular file (a fifo, a device or a directory is not read)")
+    if info.st_size > MAX_FILE_BYTES:
+        raise AuditError(f"FILE '{path}': too large ({info.st_size} bytes; at most {MAX_FILE_BYTES})")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as failure:
+        raise AuditError(f"FILE '{path}': cannot read ({failure.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise AuditError(f"FILE '{path}': too large (more than {MAX_FILE_BYTES} bytes)")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise AuditError(f"FILE '{path}': not UTF-8 text") from None
-    except OSError as failure:
-        raise AuditError(f"FILE '{path}': cannot read ({failure.strerror})") from None
+    if "\x00" in text:
+        raise AuditError(f"FILE '{path}': not text (it holds NUL bytes)")
     is_latex = path.suffix.lower() in (".tex", ".latex") or (
         path.suffix.lower() not in (".md", ".markdown") and ("\\documentclass" in text or "\\section" in text))
     return text, "latex" if is_latex else "markdown"
 
 
-def _blank(match: re.Match) -> str:
-    return re.sub(r"[^\n]", " ", match.group(0))
-
-
 def find_equations(text: str, kind: str) -> list[Equation]:
-    """The sheet's equations in order, each with its line and part."""
-    if kind == "markdown":
-        text = re.sub(r"^(```|~~~).*?^\1[^\n]*$", _blank, text, flags=re.DOTALL | re.MULTILINE)
-        text = re.sub(r"<!--.*?-->", _blank, text, flags=re.DOTALL)
-    else:
-        text = re.sub(r"(?<!\\)%[^\n]*", _blank, text)
-        text = re.sub(r"\\begin\{(tikzpicture|verbatim|lstlisting)\}.*?\\end\{\1\}", _blank, text, flags=re.DOTALL)
-    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-
-    def line_of(position: int) -> int:
-        low, high = 0, len(line_starts)
-        while low + 1 < high:
-            middle = (low + high) // 2
-            if line_starts[middle] <= position:
-                low = middle
-            else:
-                high = middle
-        return low + 1
-
-    events: list[tuple[int, str, object]] = []
-    displays = []
-    for match in _DISPLAY.finditer(text):
-        body = match.group("dollars") or match.group("brackets") or match.group("body") or ""
-        start = match.start("dollars") if match.group("dollars") is not None else (
-            match.start("brackets") if match.group("brackets") is not None else match.start("body"))
-        displays.append((match.start(), match.end()))
-        aligned = match.group("env") in ("align", "eqnarray", "gather", "multline") if match.group("env") else False
-        rows = re.split(r"\\\\", body) if aligned else [body]
-        offset = start
-        for row in rows:
-            stripped = row.strip()
-            if stripped:
-                first = offset + (len(row) - len(row.lstrip()))
-                events.append((first, "math", (stripped, False)))
-            offset += len(row) + 2
-    for number, start in enumerate(line_starts):
-        end = line_starts[number + 1] if number + 1 < len(line_starts) else len(text)
-        line = text[start:end]
-        if any(a <= start < b for a, b in displays):
-            continue
-        head = _MARKER_PREFIX.sub("", line.strip())
-        problem = _PROBLEM.match(head)
-        if problem:
-            events.append((start, "problem", int(problem.group(1))))
-            named = _named_part(int(problem.group(1)), head)  # "Problem 1: 1a (ring-pl)"
-            if named:
-                events.append((start, "alias", named))
-        part = _PART.match(head)
-        if part:
-            events.append((start, "part", part.group(1)))
-        if _ANSWER_LINE.match(head):
-            answer = head.lower().startswith("answer")
-            for inline in _INLINE.finditer(line):
-                if any(a <= start + inline.start() < b for a, b in displays):
-                    continue
-                body = (inline.group("a") or inline.group("b") or "").strip()
-                if answer or _RELATION_HINT.search(body):
-                    events.append((start + inline.start(), "math", (body, answer)))
-    events.sort(key=lambda event: (event[0], event[1] != "problem"))
-    equations = []
-    problem_number: int | None = None
-    letter: str | None = None
-    for position, kind_of, payload in events:
-        if kind_of == "problem":
-            problem_number, letter = payload, None
-        elif kind_of == "part":
-            letter = payload
-        elif kind_of == "alias":
-            letter = payload
-        else:
-            latex, answer = payload
-            equations.append(Equation(line_of(position), part_alias(problem_number, letter), problem_number,
-                                      latex, answer))
-            if len(equations) > MAX_EQUATIONS:
-                raise AuditError(f"too many equations (more than {MAX_EQUATIONS})")
-    return equations
-
-
-@functools.lru_cache(maxsize=1)
-def _seed_parts() -> dict[int, tuple[str, ...]]:
-    """The seed exam's part labels per problem number (from its exam file)."""
-    from derivations.exam import load_exam
-    return {problem.number: tuple(part.label for part in problem.parts) for problem in load_exam().problems}
-
-
-@dataclass(frozen=True)
-class _SeedProblem:
-    parts: tuple[str, ...]
-
-
-def _seed_problem(number: int | None) -> _SeedProblem | None:
-    parts = _seed_parts().get(number)
-    return None if parts is None else _SeedProblem(parts)
-
-
-def _named_part(problem: int, heading: str) -> str | None:
-    """A part alias written out in a problem heading, as `derive solve` titles its sheet."""
-    exam = _seed_problem(problem)
-    for word in re.findall(r"\b(\d+[a-h])\b", heading):
-        if exam is not None and word in exam.parts:
-            return "=" + word
-    return None
-
-
-def part_alias(problem: int | None, letter: str | None) -> str:
-    """The alias of a part: the exam's own part list when the problem is registered."""
-    if problem is None:
-        return ""
-    if letter is not None and letter.startswith("="):
-        return letter[1:]
-    exam = _seed_problem(problem)
-    parts = exam.parts if exam is not None else ()
-    if letter is None:
-        return parts[0] if len(parts) == 1 and parts[0] == str(problem) else str(problem)
-    index = ord(letter) - ord("a")
-    if index < len(parts):
-        return parts[index]
-    return f"{problem}{letter}"
+    """The sheet's equations in order, each with its line (its part is set by the audit)."""
+    return read_key(text, kind).equations()
 
 
 # --------------------------------------------------------- canonical spellings
@@ -248,6 +120,8 @@ def canonical(tex: str) -> str:
     t = re.sub(r"\\(?:displaystyle|textstyle|nonumber|notag)(?![A-Za-z])", "", t)
     t = re.sub(r"\\(?:quad|qquad)(?![A-Za-z])", " ", t)
     t = re.sub(r"\\[,;:! ]", " ", t)
+    t = re.sub(r"\{\s*\\cal\s+([A-Za-z])\s*\}", r"\1", t)
+    t = re.sub(r"\\cal\s+([A-Za-z])", r"\1", t)
     t = re.sub(r"\\mathcal\s*\{\s*([A-Za-z])\s*\}", r"\1", t)
     t = re.sub(r"\\mathcal\s*([A-Za-z])", r"\1", t)
     t = re.sub(r"\\(tilde|hat|bar)\s*([A-Za-z])(?![A-Za-z])", r"\\\1{\2}", t)
@@ -711,51 +585,232 @@ def _not_plain_number(expr) -> bool:
 
 # ------------------------------------------------------------------ the audit
 
-def check_equation(equation: Equation, variant: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> Finding:
-    """One equation against its part's derivation (a variant's parameters when given)."""
-    variant = variant or {}
-    aliases = _contexts(equation)
-    latex = equation.latex.strip()
-    if not aliases:
-        where = f"part {equation.part}" if equation.part else "no problem heading above it"
-        return Finding(equation.line, equation.part, latex, True, f"not checkable: {where} has no derivation", False)
-    verdicts = []
-    for alias in aliases:
-        model = part_model(alias, *variant[alias]) if alias in variant else part_model(alias)
-        if model is None:
-            verdicts.append(Verdict("unchecked", f"not checkable: part {alias} cannot be derived"))
-            continue
+def check_with_model(model: PartModel | None, label: str, text: str, answer_line: bool) -> Verdict:
+    """One equation against one part's derivation."""
+    if model is None:
+        return Verdict("unchecked", f"not checkable: part {label} cannot be derived")
+    try:
+        with time_limit(LINE_SECONDS, "checking the line"):
+            return LineCheck(model, text, answer_line).run()
+    except TimeLimit:
+        return Verdict("unchecked", f"not checkable: the check took longer than {LINE_SECONDS:g} s")
+    except RecursionError:
+        return Verdict("unchecked", "not checkable: the equation is nested too deeply")
+    except Exception as failure:  # noqa: BLE001 - a line we cannot check is never a crash nor "wrong"
+        return Verdict("unchecked", f"not checkable: {type(failure).__name__} while checking")
+
+
+@dataclass
+class ModelledPart:
+    """A part tied to a family: how each of its equations is checked."""
+
+    label: str
+    match: Match
+    renames: tuple[tuple[str, str], ...]
+    model: PartModel | None = None
+    chain: object = None            # sites.ChainModel for the "sites" engine
+    broken: str = ""                # why the chain model cannot be used
+
+    def check(self, equation: Equation) -> Verdict:
+        text = rename(equation.text, self.renames)
+        if self.match.engine == "sites":
+            return self.check_sites(equation, text)
+        return check_with_model(self.model, self.label, text, equation.answer_line)
+
+    def check_sites(self, equation: Equation, text: str) -> Verdict:
+        from . import sites
+        if self.broken:
+            return Verdict("unchecked", f"not checkable: {self.broken}")
+        outcomes = []
         try:
-            with time_limit(LINE_SECONDS, "checking the line"):
-                verdicts.append(LineCheck(model, latex, equation.answer_line).run())
+            with time_limit(LINE_SECONDS * 3, "checking the line"):
+                if equation.cases:
+                    left = canonical(strip_prose(rename(equation.lhs_of_cases, self.renames)))
+                    segments, relations = split_relations(left)
+                    for case in equation.cases:
+                        condition = " ".join(c for c in (equation.condition, case.condition) if c)
+                        outcomes.append(sites.check_relation(self.chain, segments[0],
+                                                             canonical(strip_prose(case.value)), "=", condition))
+                else:
+                    segments, relations = split_relations(canonical(strip_prose(text)))
+                    for index, relation in enumerate(relations):
+                        if relation not in ("=", "\\approx"):
+                            continue
+                        left = segments[0] if relation == "\\approx" else segments[index]
+                        digits = _decimals(segments[index + 1]) if relation == "\\approx" else None
+                        outcomes.append(sites.check_relation(self.chain, left, segments[index + 1], relation,
+                                                             equation.condition, digits))
         except TimeLimit:
-            verdicts.append(Verdict("unchecked", f"not checkable: the check took longer than {LINE_SECONDS:g} s"))
-        except RecursionError:
-            verdicts.append(Verdict("unchecked", "not checkable: the equation is nested too deeply"))
-        except Exception as failure:  # noqa: BLE001 - a line we cannot check is never a crash nor "wrong"
-            verdicts.append(Verdict("unchecked", f"not checkable: {type(failure).__name__} while checking"))
+            return Verdict("unchecked", f"not checkable: the check took longer than {3 * LINE_SECONDS:g} s")
+        except (RecursionError, ValueError, TypeError, ArithmeticError) as failure:
+            return Verdict("unchecked", f"not checkable: {type(failure).__name__} while checking")
+        for status in ("wrong", "warning", "ok"):
+            found = [o for o in outcomes if o.status == status]
+            if found:
+                detail = found[0].detail if status != "ok" or len(found) == 1 else \
+                    f"checked {len(found)} relation(s) against the chain at N = 1..6"
+                return Verdict(status, detail)
+        return Verdict("unchecked", outcomes[0].detail if outcomes else "not checkable: no = or \\approx to check")
+
+
+def rename(text: str, renames) -> str:
+    """Each spelling replaced wherever it occurs, whatever spacing the key puts inside it."""
+    for old, new in renames:
+        pattern = r"\s*".join(re.escape(char) for char in old)
+        if old[0].isalpha():
+            pattern = r"(?<![A-Za-z\\])" + pattern
+        text = re.sub(pattern, lambda _: new, text)
+    return text
+
+
+def _renames(variable: str, score_name: str) -> tuple[tuple[str, str], ...]:
+    """The key's own spellings -> the ones the models use: its variable -> Y, its score -> s, Q -> P."""
+    pairs = [("\\backslash", "/"), (":=", "="), ("\\tilde{Q}", "\\tilde{P}"), ("\\tilde Q", "\\tilde{P}"),
+             ("Q_f(", "P("), ("Q_{f}(", "P(")]
+    if variable and variable not in ("Y", "{\\calY}", "\\mathcal{Y}", "\\mathcalY"):
+        pairs.append((variable, "Y"))
+    if score_name and score_name != "s":
+        pairs += [(f"{score_name}(", "s("), (f"P_{score_name}(", "P("), (f"P_{{{score_name}}}(", "P("),
+                  (f"\\tilde{{P}}_{score_name}(", "\\tilde{P}(")]
+    return tuple(pairs)
+
+
+def _squashed(text: str) -> str:
+    return re.sub(r"\\[,;:! ]|\s+", "", text)
+
+
+def _statement_maths(problem: Problem) -> list[str]:
+    parts = problem.all_parts()
+    maths = [eq.latex for part in parts for eq in part.equations if not eq.in_solution]
+    return maths + [m for part in parts for m in inline_maths(part.statement_text)]
+
+
+@dataclass
+class PartSummary:
+    label: str
+    line: int
+    family: str | None = None
+    params: dict = field(default_factory=dict)
+    reason: str = ""
+    counts: dict = field(default_factory=lambda: {"ok": 0, "wrong": 0, "warning": 0, "not checkable": 0})
+
+    def to_json(self) -> dict:
+        out = {"part": self.label, "line": self.line, "modelled": self.family is not None}
+        if self.family is not None:
+            out.update({"family": self.family, "params": self.params})
+        else:
+            out["reason"] = self.reason
+        out.update({"checked": self.counts["ok"] + self.counts["wrong"] + self.counts["warning"],
+                    "ok": self.counts["ok"], "wrong": self.counts["wrong"], "warnings": self.counts["warning"],
+                    "not_checkable": self.counts["not checkable"]})
+        return out
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    problems: list[dict]
+
+    def to_json(self) -> dict:
+        return {"findings": [f.to_json() for f in self.findings], "problems": self.problems}
+
+
+def audit_problem(problem: Problem, variant: dict) -> tuple[list[Finding], dict | None]:
+    number = problem.number or ""
+    if problem.number is None:
+        findings = [Finding(eq.line, "", eq.latex.strip(), True, "not checkable: no problem heading above it", False)
+                    for part in problem.all_parts() for eq in part.equations]
+        return findings, None
+    score_name, variable, score = find_score(_statement_maths(problem))
+    renames = _renames(variable, score_name)
+    lettered = problem.parts or [problem.intro]
+    modelled: list[tuple[object, ModelledPart | NotModelled, PartSummary]] = []
+    by_letter = {part.letter: part for part in problem.parts}
+    for part in lettered:
+        label = f"{number}{part.letter or ''}"
+        referenced = ""
+        mentioned = re.search(r"part\s*\(([a-h])\)", part.statement_text, re.IGNORECASE) if part.letter else None
+        if mentioned and mentioned.group(1) in by_letter and mentioned.group(1) != part.letter:
+            referenced = by_letter[mentioned.group(1)].statement_text
+        own = part.statement_text if part.letter else problem.intro.statement_text
+        intro = problem.intro.statement_text if part.letter else ""
+        statement = Statement(rename(own, renames), rename(referenced, renames), rename(intro, renames), score,
+                              "Y", score_name)
+        named = [w for w in re.findall(r"\b(\d+[a-h]?)\b", problem.title) if w in variant and w != number]
+        if label not in variant and len(lettered) == 1 and len(named) == 1:
+            label = named[0]  # a sheet of `derive solve` names its part in the heading: "Problem 1: 1b"
+        if label in variant:
+            family, args = variant[label]
+            found = Match(family, dict(a.split("=", 1) for a in args))
+            found.engine = "derivation"
+        else:
+            found = recognise(statement)
+        summary = PartSummary(label, part.line)
+        if isinstance(found, Match):
+            modelled.append((part, _modelled(label, found, renames), summary))
+            summary.family, summary.params = found.family, dict(found.args)
+        else:
+            summary.reason = found.reason
+            modelled.append((part, found, summary))
+    findings: list[Finding] = []
+    models = [(entry, summary) for _, entry, summary in modelled if isinstance(entry, ModelledPart)]
+    if not models:
+        reasons = list(dict.fromkeys(entry.reason for _, entry, _ in modelled))
+        findings.append(Finding(problem.line, number, problem.title[:80], True,
+                                "not modelled: " + "; ".join(reasons), False))
+        return findings, {"problem": number, "line": problem.line, "modelled": False,
+                          "parts": [s.to_json() for _, _, s in modelled]}
+    if problem.parts:  # the problem's own text: checked against every modelled part
+        for equation in problem.intro.equations:
+            findings.append(_problem_level(equation, number, models))
+    for part, entry, summary in modelled:
+        if isinstance(entry, NotModelled):
+            findings.append(Finding(part.line, summary.label, "", True, "not modelled: " + entry.reason, False))
+            continue
+        for equation in part.equations:
+            finding = _finding(equation, summary.label, entry.check(equation))
+            summary.counts[finding.status if finding.status != "WRONG" else "wrong"] += 1
+            findings.append(finding)
+    findings.sort(key=lambda f: f.line)
+    return findings, {"problem": number, "line": problem.line, "modelled": True,
+                      "parts": [s.to_json() for _, _, s in modelled]}
+
+
+def _modelled(label: str, match: Match, renames) -> ModelledPart:
+    entry = ModelledPart(label, match, renames)
+    if match.engine == "sites":
+        from . import sites
+        entry.chain = sites.model_from(match)
+        entry.broken = sites.family_agrees(entry.chain)
+    else:
+        entry.model = part_model(label, match.family, tuple(f"{k}={v}" for k, v in sorted(match.args.items())))
+    return entry
+
+
+def _finding(equation: Equation, label: str, verdict: Verdict) -> Finding:
+    latex = equation.latex.strip()
+    if verdict.status == "wrong":
+        return Finding(equation.line, label, latex, False, verdict.detail)
+    if verdict.status == "warning":
+        return Finding(equation.line, label, latex, True, verdict.detail, True, True)
+    return Finding(equation.line, label, latex, True, verdict.detail, verdict.status == "ok")
+
+
+def _problem_level(equation: Equation, number: str, models) -> Finding:
+    verdicts = [entry.check(equation) for entry, _ in models]
+    latex = equation.latex.strip()
     wrong = [v for v in verdicts if v.status == "wrong"]
     if wrong and len(wrong) == len(verdicts):
-        prefix = "" if len(aliases) == 1 else "in every part: "
-        return Finding(equation.line, equation.part, latex, False, prefix + wrong[0].detail)
+        prefix = "" if len(verdicts) == 1 else "in every part: "
+        return Finding(equation.line, number, latex, False, prefix + wrong[0].detail)
     if wrong:  # a problem-level line that holds for some parts only: unclear, not wrong
-        parts = ", ".join(a for a, v in zip(aliases, verdicts) if v.status == "wrong")
-        return Finding(equation.line, equation.part, latex, True,
+        parts = ", ".join(entry.label for (entry, _), v in zip(models, verdicts) if v.status == "wrong")
+        return Finding(equation.line, number, latex, True,
                        f"not checkable: it fails for part {parts} but not for the others ({wrong[0].detail})", False)
     if all(v.status == "ok" for v in verdicts):
-        return Finding(equation.line, equation.part, latex, True, verdicts[0].detail)
-    unchecked = next(v for v in verdicts if v.status == "unchecked")
-    return Finding(equation.line, equation.part, latex, True, unchecked.detail, False)
-
-
-def _contexts(equation: Equation) -> list[str]:
-    """The aliases whose derivations an equation is checked against."""
-    if equation.part in core.ALIASES:
-        return [equation.part]
-    if equation.problem is not None and equation.part == str(equation.problem):
-        exam = _seed_problem(equation.problem)
-        return list(exam.parts) if exam is not None else []
-    return []
+        return Finding(equation.line, number, latex, True, verdicts[0].detail)
+    unchecked = next(v for v in verdicts if v.status != "ok")
+    return _finding(equation, number, unchecked)
 
 
 def variant_parts(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
@@ -775,7 +830,7 @@ def variant_parts(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
             parts = {}
             for part in variant.get("parts", []):
                 family, args = part.get("family"), part.get("args")
-                if family in core.FAMILIES and isinstance(args, list) and all(
+                if family in derivations.FAMILIES and isinstance(args, list) and all(
                         isinstance(a, str) and "=" in a for a in args):
                     parts[str(part.get("problem"))] = (family, tuple(args))
             return parts
@@ -784,8 +839,24 @@ def variant_parts(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
     return {}
 
 
-def audit_file(path: Path) -> list[Finding]:
+def audit_report(path: Path) -> Report:
     text, kind = read_sheet(path)
     derivations.FAMILIES  # noqa: B018 - the families register on import
     variant = variant_parts(path)
-    return [check_equation(equation, variant) for equation in find_equations(text, kind)]
+    try:
+        sheet = read_key(text, kind)
+    except KeyError_ as bad:
+        raise AuditError(f"FILE '{path}': {bad}") from None
+    except RecursionError:
+        raise AuditError(f"FILE '{path}': nested too deeply to read") from None
+    findings, problems = [], []
+    for problem in sheet.problems:
+        found, summary = audit_problem(problem, variant)
+        findings += found
+        if summary is not None:
+            problems.append(summary)
+    return Report(findings, problems)
+
+
+def audit_file(path: Path) -> list[Finding]:
+    return audit_report(path).findings

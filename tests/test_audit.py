@@ -10,6 +10,7 @@ from cli import cli
 from grading import audit
 from grading.audit import canonical, find_equations, split_relations
 from derivations.exam import load_exam
+from grading.keyread import read_key
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seed" / "ttic31230-autumn2021-exam3.md"
 
@@ -58,17 +59,23 @@ def test_the_exam_key_text_report_and_exit_code():
     assert result.exit_code == 1
     flagged = [line for line in result.stdout.splitlines() if "WRONG" in line]
     assert len(flagged) == 2 and ":32: [1a]" in flagged[0] and ":50: [1b]" in flagged[1]
-    assert result.stdout.splitlines()[-1].endswith("2 wrong, " + result.stdout.splitlines()[-1].split(", ")[-1])
+    assert ", 2 wrong, " in result.stdout.splitlines()[-1]
+    assert "problem 1, part 1b: ring-pl" in result.stdout
 
+
+RING_STATEMENT = (r"Sites $\mathcal{Y}[0], \ldots, \mathcal{Y}[N-1]$ on a ring take labels $\mathcal{Y}[n] \in \{-1,0,1\}$,"
+                  "\n" r"scored by $s(\mathcal{Y}) = \sum_{n=0}^{N-2} \mathcal{Y}[n]\mathcal{Y}[n+1] + \mathcal{Y}[N-1]\mathcal{Y}[0]$;"
+                  "\nwe want the negative log pseudo-likelihood of a constant labeling.\n")
 
 KEY_AS_LATEX = r"""\documentclass{article}
 \begin{document}
 \section*{Problem 1: 25 pts}
+""" + RING_STATEMENT + r"""
 % the key's Problem 1, typed in LaTeX: \[ Z_n = 4 \] in a comment is ignored
-\subsection*{(a)}
+\subsection*{(a) the labeling $\mathcal{Y}[n] = 0$}
 \[ Z_{n} = 3 \]
 \[ \ln \tilde{P}(\mathcal{Y}) = N \ln \frac{1}{3} \approx 1.1 N \text{ nats} \]
-\subsection*{(b)}
+\subsection*{(b) the labeling $\mathcal{Y}[n] = 1$}
 \begin{align*}
 Z_{n} &= e^{N}(1 + e^{-2} + e^{-4}) \\
 -\ln \tilde{P}(\mathcal{Y}) &= N \ln \frac{1}{1 + e^{-2} + e^{-4}} \approx .14 N
@@ -86,8 +93,8 @@ def test_a_latex_key_is_read_the_same_way(tmp_path):
     sheet.write_text(KEY_AS_LATEX)
     findings = findings_of(sheet)
     summary = [(f["line"], f["part"], f["ok"]) for f in findings]
-    assert summary == [(6, "1a", True), (7, "1a", False), (10, "1b", True), (11, "1b", False),
-                       (14, "1b", True), (16, "1b", True)]
+    assert summary == [(10, "1a", True), (11, "1a", False), (14, "1b", True), (15, "1b", False),
+                       (18, "1b", True), (20, "1b", True)]
 
 
 # ------------------------------------------------------------ our own sheets
@@ -142,7 +149,8 @@ def test_a_deliberately_wrong_derivation_makes_our_sheet_fail(our_sheets, monkey
 
 MISTAKES = r"""# Problem 1
 
-(a) The all-zero labeling.
+""" + RING_STATEMENT + r"""
+(a) The labeling $\mathcal{Y}[n] = 0$.
 
 $$Z_n = 4$$
 
@@ -152,7 +160,7 @@ $$-\ln \tilde{P}(\mathcal{Y}) = 2 N \ln 3$$
 
 $$E = mc^2$$
 
-(b) The all-one labeling.
+(b) The labeling $\mathcal{Y}[n] = 1$.
 
 $$s(\mathcal{Y}[n=0]) = N - 3$$
 
@@ -170,25 +178,29 @@ def test_hand_made_mistakes_are_flagged_with_the_reason(tmp_path):
     sheet = tmp_path / "mistakes.md"
     sheet.write_text(MISTAKES)
     findings = {f["line"]: f for f in findings_of(sheet)}
-    assert not findings[5]["ok"] and "the two sides differ" in findings[5]["detail"]
-    assert not findings[7]["ok"] and "approximation is off" in findings[7]["detail"]
-    assert not findings[9]["ok"] and "factor of 2" in findings[9]["detail"]
-    assert findings[11]["ok"] and findings[11]["detail"].startswith("not checkable")
-    assert not findings[15]["ok"]
-    assert not findings[17]["ok"]  # true for i = 1 only
-    assert not findings[19]["ok"] and "log base 10" in findings[19]["detail"]
-    assert findings[21]["ok"] and findings[21]["detail"].startswith("checked 2")
-    assert not findings[23]["ok"] and findings[23]["detail"].startswith("the stated answer is not the derived one")
+    assert not findings[9]["ok"] and "the two sides differ" in findings[9]["detail"]
+    assert not findings[11]["ok"] and "approximation is off" in findings[11]["detail"]
+    assert not findings[13]["ok"] and "factor of 2" in findings[13]["detail"]
+    assert findings[15]["ok"] and findings[15]["detail"].startswith("not checkable")
+    assert not findings[19]["ok"]
+    assert not findings[21]["ok"]  # true for i = 1 only
+    assert not findings[23]["ok"] and "log base 10" in findings[23]["detail"]
+    assert findings[25]["ok"] and findings[25]["detail"].startswith("checked 2")
+    assert not findings[27]["ok"] and findings[27]["detail"].startswith("the stated answer is not the derived one")
 
 
 def test_problem_level_lines_and_headings(tmp_path):
     sheet = tmp_path / "levels.md"
-    sheet.write_text("$$Z_n = 3$$\n\n## Problem 1\n\n$$Z_n = 3$$\n\n$$Z_n = 5$$\n\n## Problem 9\n\n### (a)\n\n$$x = 1$$\n")
+    sheet.write_text("$$Z_n = 3$$\n\n## Problem 1\n\n" + RING_STATEMENT + "\n$$Z_n = 3$$\n\n$$Z_n = 5$$\n\n"
+                     "(a) The labeling $\\mathcal{Y}[n] = 0$.\n\n(b) The labeling $\\mathcal{Y}[n] = 1$.\n\n"
+                     "## Problem 9\n\n### (a)\n\n$$x = 1$$\n\n### (b)\n\n$$y = 2$$\n")
     findings = findings_of(sheet)
-    assert [(f["part"], f["ok"]) for f in findings] == [("", True), ("1", True), ("1", False), ("9a", True)]
-    assert findings[0]["detail"] == "not checkable: no problem heading above it has no derivation"
+    assert [(f["part"], f["ok"]) for f in findings] == [("", True), ("1", True), ("1", False), ("9", True)]
+    assert findings[0]["detail"] == "not checkable: no problem heading above it"
     assert "fails for part 1b but not for the others" in findings[1]["detail"]  # Z_n = 3 holds in 1a only
     assert findings[2]["detail"].startswith("in every part")
+    # a problem that matches no family: one line, with the reason, not one per equation
+    assert findings[3]["detail"].startswith("not modelled: ") and findings[3]["line"] == 17
 
 
 def test_a_variant_sheet_is_checked_with_its_own_parameters(tmp_path):
@@ -196,8 +208,8 @@ def test_a_variant_sheet_is_checked_with_its_own_parameters(tmp_path):
         {"problem": "1a", "family": "ring-pl", "args": ["N=5", "labels=-1,0,1", "assignment=0", "J=1"], "value": 5.49},
         {"problem": "1b", "family": "ring-pl", "args": ["N=5", "labels=-1,0,1", "assignment=1", "J=2"], "value": 0.0}]}]}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    body = ("## Problem 1\n\n### (a)\n\n$$-\\ln \\tilde{P}(\\mathcal{Y}) = 5 \\ln 3 \\approx 5.4931$$\n\n"
-            "### (b)\n\n$$s(\\mathcal{Y}[n=0]) = 2 N - 4$$\n")
+    body = ("## Problem 1\n\n" + RING_STATEMENT + "\n### (a) $\\mathcal{Y}[n] = 0$\n\n$$-\\ln \\tilde{P}(\\mathcal{Y}) = 5 \\ln 3 \\approx 5.4931$$\n\n"
+            "### (b) $\\mathcal{Y}[n] = 1$\n\n$$s(\\mathcal{Y}[n=0]) = 2 N - 4$$\n")
     (tmp_path / "v001-solutions.md").write_text(body)
     (tmp_path / "other.md").write_text(body)
     assert wrong(findings_of(tmp_path / "v001-solutions.md")) == []
@@ -209,7 +221,7 @@ def test_a_variant_sheet_is_checked_with_its_own_parameters(tmp_path):
 def test_hostile_sheets_are_read_not_run(tmp_path):
     marker = tmp_path / "executed"
     sheet = tmp_path / "hostile.tex"
-    sheet.write_text("\\section*{Problem 1}\\subsection*{(a)}\n"
+    sheet.write_text("\\section*{Problem 1}\n" + RING_STATEMENT + "\\subsection*{(a) $\\mathcal{Y}[n] = 0$}\n"
                      f"\\[ \\input{{{marker}}} = 1 \\]\n"
                      f"\\[ \\immediate\\write18{{touch {marker}}} Z_n = 3 \\]\n"
                      "\\[ \\def\\x{1} Z_n = \\x \\]\n"
@@ -253,8 +265,11 @@ def test_relations_split_at_the_top_level_only():
 
 def test_equations_are_found_with_their_lines_and_parts():
     text = "## Problem 1\n(a) q\n\n$$\na = b\n$$\n\n```\n$$ignored = 1$$\n```\n(b) r\n**Answer:** $x$ and $y = 2$\n"
-    found = [(e.line, e.part, e.latex, e.answer_line) for e in find_equations(text, "markdown")]
-    assert found == [(5, "1a", "a = b", False), (12, "1b", "x", True), (12, "1b", "y = 2", True)]
+    found = [(e.line, e.latex, e.answer_line) for e in find_equations(text, "markdown")]
+    assert found == [(5, "a = b", False), (12, "x", True), (12, "y = 2", True)]
+    sheet = read_key(text, "markdown")
+    assert [(p.number, [part.letter for part in p.parts]) for p in sheet.problems] == [("1", ["a", "b"])]
+    assert [e.line for e in sheet.problems[0].parts[1].equations] == [12, 12]
 
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -282,5 +297,5 @@ def test_generated_variant_sheets_flag_nothing(tmp_path_factory, size, coupling,
     findings = findings_of(folder / "s1-solutions.md")
     assert wrong(findings) == [], findings
     assert sum(f["detail"].startswith("checked") for f in findings) >= 5
-    (folder / "unlinked.md").write_text(sheet)  # no manifest entry: the exam's symbolic N applies
-    assert wrong(findings_of(folder / "unlinked.md"))
+    (folder / "unlinked.md").write_text(sheet)  # no manifest: its statement fixes N, labels, J and the labeling
+    assert wrong(findings_of(folder / "unlinked.md")) == []
