@@ -19,6 +19,7 @@ import sympy as sp
 from .values import ParameterError
 
 TOLERANCE = 1e-9  # relative agreement every numeric check demands
+MAX_DRAWS = 60    # draws of a parameter set before a generator is declared broken
 
 
 class StepKind(enum.Enum):
@@ -355,12 +356,19 @@ class Family:
 
     def generate(self, rng: random.Random) -> dict[str, str]:
         """A random valid, classroom-sensible parameter set as `-p` texts: each declared
-        parameter's draw, in declaration order (a draw may read the ones before it)."""
-        drawn: dict[str, str] = {}
-        for param in self.params:
-            if param.draw is not None:
-                drawn[param.name] = param.draw(rng, drawn)
-        return drawn
+        parameter's draw, in declaration order (a draw may read the ones before it), drawn
+        again while the family refuses the set (e.g. a coupling that overflows Z)."""
+        for _ in range(MAX_DRAWS):
+            drawn: dict[str, str] = {}
+            for param in self.params:
+                if param.draw is not None:
+                    drawn[param.name] = param.draw(rng, drawn)
+            try:
+                self.parse(dict(drawn))
+            except ParameterError:
+                continue
+            return drawn
+        raise RuntimeError(f"{self.name}: no valid parameter set in {MAX_DRAWS} draws (a bug in its draws)")
 
     def mistakes(self, params: dict) -> list[tuple[str, Any, str]]:
         """Wrong answers this model predicts, as (code, answer, feedback): the grader names

@@ -18,6 +18,7 @@ import mpmath
 import sympy as sp
 
 ENUMERATION_LIMIT = 20_000  # labelings an enumeration may visit (3^9, 2^14)
+_ENUMERATED: dict = {}      # (model key, size) -> {labeling: score}, oldest first
 
 
 def log_sum_exp(values: Sequence[float]) -> float:
@@ -34,6 +35,20 @@ class LabelingModel:
 
     labels: tuple
     score: Callable[[tuple], object]
+    key: tuple | None = None  # names the model (labels and parameters): enumerations are then kept
+
+    def enumerated(self, size: int) -> dict:
+        """s(Y) for every labeling of `size` sites, computed once per named model and size."""
+        if self.key is None:
+            return {labeling: self.score(labeling) for labeling in self.labelings(size)}
+        cache_key = (self.key, size)
+        table = _ENUMERATED.get(cache_key)
+        if table is None:
+            table = {labeling: self.score(labeling) for labeling in self.labelings(size)}
+            _ENUMERATED[cache_key] = table
+            if len(_ENUMERATED) > 256:
+                _ENUMERATED.pop(next(iter(_ENUMERATED)))
+        return table
 
     def labelings(self, size: int):
         if len(self.labels) ** size > ENUMERATION_LIMIT:
@@ -58,7 +73,7 @@ class LabelingModel:
 
     def log_partition(self, size: int) -> float:
         """ln Z by enumerating every labeling."""
-        return log_sum_exp([self.score(labeling) for labeling in self.labelings(size)])
+        return log_sum_exp(list(self.enumerated(size).values()))
 
     def neg_log_p(self, labeling: Sequence) -> float:
         """-ln P(Y) = ln Z - s(Y), Z by enumeration."""
@@ -78,7 +93,7 @@ class LabelingModel:
         """-ln PL(Y) from the enumerated joint distribution: each site's conditional is
         P(Y) / sum_b P(Y[n=b]), every P read off the table of all labelings (no re-scoring)."""
         size = len(labeling)
-        weights = {config: self.score(config) for config in self.labelings(size)}
+        weights = self.enumerated(size)
         log_z = log_sum_exp(list(weights.values()))
         point = tuple(labeling)
         total = 0.0
