@@ -309,10 +309,21 @@ class Judge:
         return "other", self.plain_difference(given, expected)
 
     def candidates(self) -> list[tuple[str, Callable]]:
-        return [("n1", self.n1_case), ("sign", self.sign_error), ("log-base", self.log_base),
+        return [("n1", self.n1_case), *self.family_mistakes(), ("sign", self.sign_error), ("log-base", self.log_base),
                 ("variance", self.variance_for_deviation), ("family", self.other_family),
                 ("index", self.index_off_by_one), ("step", self.intermediate), ("factor", self.factor),
                 ("size", self.other_size)]
+
+    def family_mistakes(self) -> list[tuple[str, Callable]]:
+        """Wrong answers the family itself names (`Family.mistakes(params)`: code, value, feedback)."""
+        hook = getattr(self.target.family, "mistakes", None)
+        if hook is None:
+            return []
+
+        def make(value, feedback):
+            return lambda given, expected: (feedback if self.matches(given, value) and
+                                            not self.matches(expected, value) else None)
+        return [(code, make(value, feedback)) for code, value, feedback in hook(self.target.params)]
 
     def matches(self, given: Sampled, candidate) -> bool:
         if candidate is None:
