@@ -178,6 +178,18 @@ def test_exact_answers(family, raw, expected):
     assert "." not in str(derivation.answer)  # no decimals such as 0.693...
 
 
+@pytest.mark.parametrize("family, raw", [
+    ("entropy", {"P": ",".join(["1/6"] * 6)}),      # at the bound ln 6 = ln 2 + ln 3: decided exactly
+    ("entropy", {"P": ",".join(["1/12"] * 12)}),
+    ("entropy", {"P": "0,1/10,1/10,1/10,1/10,1/10,1/10,1/10,1/10,1/10,1/10"}),
+    ("mutual-information", {"joint": "1/6,0,0;0,1/3,0;0,0,1/2"}),  # Y a function of X: I = H(X) = H(Y)
+    ("mutual-information", {"joint": "1/6,1/6;1/3,0;0,1/3"}),      # X determines Y: I = H(Y)
+])
+def test_bounds_hold_with_equality(family, raw):
+    derivation = solve(family, raw)
+    assert derivation.passed, [c for c in derivation.all_checks if not c.passed]
+
+
 def test_answer_expr_is_closed_and_json_is_exact():
     result = run("solve", "kl", "-p", "P=1/2,1/2", "-p", "Q=1/4,3/4", "--format", "json")
     assert result.exit_code == 0, result.output
