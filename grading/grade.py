@@ -309,28 +309,33 @@ class Judge:
         return "other", self.plain_difference(given, expected)
 
     def candidates(self) -> list[tuple[str, Callable]]:
-        return [("n1", self.n1_case), ("model", self.model_mistake), ("sign", self.sign_error), ("log-base", self.log_base),
+        return [("n1", self.n1_case), *self.family_mistakes(), ("sign", self.sign_error), ("log-base", self.log_base),
                 ("variance", self.variance_for_deviation), ("family", self.other_family),
                 ("index", self.index_off_by_one), ("step", self.intermediate), ("factor", self.factor),
                 ("size", self.other_size)]
+
+    def family_mistakes(self) -> list[tuple[str, Callable]]:
+        """Wrong answers the family itself predicts (Family.mistakes(params): code, answer,
+        feedback): ends treated as interior sites, a ring's Z for a chain's, KL's arguments
+        swapped ... Each keeps its own code."""
+        try:
+            predicted = self.target.family.mistakes(self.target.params)
+        except Exception:  # noqa: BLE001 - a hook that cannot answer here names no mistake
+            return []
+
+        def make(answer, feedback):
+            def found(given, expected):
+                if self.matches(given, answer) and not self.matches(expected, answer):
+                    return (f"{feedback}; the expected answer is {answer_str(self.target.derivation.answer)}"
+                            + self.about(self.target.expected))
+                return None
+            return found
+        return [(code, make(answer, feedback)) for code, answer, feedback in predicted]
 
     def matches(self, given: Sampled, candidate) -> bool:
         if candidate is None:
             return False
         return self.same(given, self.sample(candidate))
-
-    def model_mistake(self, given, expected) -> str | None:
-        """A wrong answer the family itself predicts (Family.mistakes): ends treated as interior
-        sites, a ring's Z for a chain's, KL's arguments swapped ..."""
-        try:
-            predicted = self.target.family.mistakes(self.target.params)
-        except Exception:  # noqa: BLE001 - a hook that cannot answer here names no mistake
-            return None
-        for _, answer, feedback in predicted:
-            if self.matches(given, answer) and not self.matches(expected, answer):
-                return (f"{feedback}; the expected answer is {answer_str(self.target.derivation.answer)}"
-                        + self.about(self.target.expected))
-        return None
 
     def n1_case(self, given, expected) -> str | None:
         target = self.target

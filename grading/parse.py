@@ -210,6 +210,9 @@ def _clip(text: str, width: int = 40) -> str:
 _IMPLICIT_NUMBER = re.compile(r"(?<![\w.])((?>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?))\s*(?=[A-Za-z(])")
 _IMPLICIT_PAREN = re.compile(r"\)\s*(?=[A-Za-z0-9(])")
 _IMPLICIT_NAME = re.compile(r"\b([A-Za-z_]\w*)(\s+)(?=[A-Za-z_(\d])")
+# "ln 2" for ln(2): a log of one bare number ending a term, as in "3/2 ln 2 - ln 3" (what follows
+# a longer argument, "ln 2 x", stays ambiguous and unread, as before).
+_BARE_LOG = re.compile(r"\b(ln|log)\s+(\d+(?:\.\d+)?)(?=\s*(?:$|[-+),]))")
 _PYTHON_NODE_NAMES = {
     ast.Attribute: "attribute access", ast.Subscript: "subscripts", ast.Lambda: "lambda expressions",
     ast.ListComp: "comprehensions", ast.SetComp: "comprehensions", ast.DictComp: "comprehensions",
@@ -253,6 +256,7 @@ def _prepare_plain(text: str) -> str:
     source = text.strip()
     source = source.replace("\u2212", "-").replace("\u00d7", "*").replace("\u00b7", "*")
     source = source.replace("{", "(").replace("}", ")").replace("^", "**")
+    source = _BARE_LOG.sub(r"\1(\2)", source)
     source = _IMPLICIT_NUMBER.sub(r"\1*", source)
     source = _IMPLICIT_PAREN.sub(")*", source)
     # "N ln(3)": a space between a name and what follows multiplies, except after a function
