@@ -8,7 +8,7 @@ from pathlib import Path
 from derivations import ALIASES, exam_problems, solve
 from derivations.core import Derivation
 
-from . import pdf, render
+from . import html, pdf, render
 from .files import write_atomic
 
 SOLUTIONS = "exam3-solutions"
@@ -59,6 +59,8 @@ def build_exam(out_dir: Path) -> BuildResult:
         out_dir / f"{SOLUTIONS}.tex": solutions_tex,
         out_dir / f"{SOLUTIONS}.pdf": solutions_pdf,
         out_dir / f"{QUESTIONS}.pdf": questions_pdf,
+        out_dir / f"{SOLUTIONS}.html": html.render_html(sheet, solutions=True),
+        out_dir / f"{QUESTIONS}.html": html.render_html(questions, solutions=False),
     }
     try:
         for path, data in outputs.items():
