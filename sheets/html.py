@@ -87,6 +87,11 @@ def render_html(sheet: render.SheetView, solutions: bool) -> str:
     return HTML.get_template("sheet.html.j2").render(sheet=sheet, solutions=solutions, figure_svg=figure_svg)
 
 
+def render_solution(derivation) -> Markup:
+    """The worked solution alone (steps, checks, answer), for Moodle's general feedback."""
+    return Markup(HTML.get_template("solution.html.j2").render(d=derivation))
+
+
 def escape_text(text: str) -> str:
     """Plain text for HTML written outside a template (Moodle's feedback)."""
     return html.escape(str(text), quote=True)

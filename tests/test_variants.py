@@ -184,8 +184,8 @@ def test_every_variant_has_its_files(built, manifest):
     assert ids == ["v001", "v002", "v003", "v004"]
     expected = {"manifest.json", "moodle.xml", "answer-key.csv", "questions.pdf", "solutions.pdf"}
     for variant_id in ids:
-        expected |= {f"{variant_id}-questions.pdf", f"{variant_id}-questions.md",
-                     f"{variant_id}-solutions.pdf", f"{variant_id}-solutions.md"}
+        expected |= {f"{variant_id}-questions.pdf", f"{variant_id}-questions.md", f"{variant_id}-questions.html",
+                     f"{variant_id}-solutions.pdf", f"{variant_id}-solutions.md", f"{variant_id}-solutions.html"}
     assert {p.name for p in built.iterdir()} == expected
     for name in expected:
         if name.endswith(".pdf"):
