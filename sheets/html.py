@@ -23,13 +23,23 @@ _TEXT_ESCAPES = {r"\%": "%", r"\&": "&", r"\#": "#", r"\_": "_", r"\$": "$", r"\
                  "~": "\u00a0", "---": "\u2014", "--": "\u2013", "``": "\u201c", "''": "\u201d"}
 # latex2mathml writes a bare '&' for an unknown '&' (outside a matrix); HTML wants it escaped.
 _BARE_AMPERSAND = re.compile(r"&(?!#x[0-9A-Fa-f]+;|#[0-9]+;|[A-Za-z][A-Za-z0-9]*;)")
+# latex2mathml writes \ln as a bare <mi>ln</mi>, so "N \ln(3)" would run together as "Nln(3)".
+# TeX sets a thin space before such an operator after a symbol, and nothing between it and
+# its argument; MathML says the same with an <mspace> and the invisible function application.
+_FUNCTION = re.compile(r"(</mi>|</mn>|</msub>|</msup>|</msubsup>|</mrow>)?<mi>(ln|log|exp|sin|cos|tan|det|arg)</mi>")
+
+
+def _function_spacing(match: re.Match) -> str:
+    before = match.group(1) or ""
+    space = '<mspace width="0.1667em" />' if before else ""
+    return f"{before}{space}<mi>{match.group(2)}</mi><mo>&#x02061;</mo>"
 
 
 @functools.lru_cache(maxsize=8192)
 def mathml(latex: str, display: bool = False) -> Markup:
     """One formula as a <math> element. Cached: the same formulas recur on every variant."""
     converted = convert(str(latex), display="block" if display else "inline")
-    return Markup(_BARE_AMPERSAND.sub("&amp;", converted))
+    return Markup(_FUNCTION.sub(_function_spacing, _BARE_AMPERSAND.sub("&amp;", converted)))
 
 
 def inline_math(latex: str) -> Markup:

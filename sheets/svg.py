@@ -115,7 +115,7 @@ class Canvas:
               stroke: str = "black") -> None:
         """A label placed as TikZ's \\derivelabel{XY} places it: X = 0 left edge, 1 centre,
         2 right edge at the point; Y = 0 bottom, 1 centre, 2 top at the point."""
-        width, height = label_width(source) * size / 14.0, 1.6 * size + 6
+        width, height = label_width(source) * size / 14.0 + 0.6 * size, 2.2 * size + 6
         px, py = x * PX_PER_CM, -y * PX_PER_CM
         left = px - width * int(anchor[0]) / 2
         top = py - height * (2 - int(anchor[1])) / 2
