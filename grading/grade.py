@@ -667,11 +667,11 @@ class Mistake:
     feedback: str
 
 
-def mistake_candidates(target: Target) -> list:
+def mistake_candidates(target: Target, families: bool = True) -> list:
     """Wrong answers made from the model itself, one per mistake the matchers look for:
     the sign error, log base 10 or 2, the value for a ring of one site (N = 1), variance for
-    standard deviation, the sibling part's and the sibling family's answers for the same
-    parameters, an index off by one. Only for a single numeric answer."""
+    standard deviation, the sibling part's answer and (with families) the answers of the
+    families with the same parameters, an index off by one. Only for a single numeric answer."""
     expected = target.expected
     if target.is_list or target.free:
         return []
@@ -698,19 +698,21 @@ def mistake_candidates(target: Target) -> list:
             found.append(("alias", sibling.name, target.family, {**target.raw, **sibling.defaults}))
     names = tuple(p.name for p in target.family.params)
     for other in derivations.FAMILIES.values():
-        if other.name != target.family.name and tuple(p.name for p in other.params) == names:
+        if families and other.name != target.family.name and tuple(p.name for p in other.params) == names:
             found.append(("family", other.name, other, dict(target.raw)))
     return found
 
 
-def named_mistakes(target: Target) -> list[Mistake]:
+def named_mistakes(target: Target, families: bool = True) -> list[Mistake]:
     """The model's wrong numbers that `derive grade` names, each with the grader's own feedback
     for that number as typed (so an LMS that shows it agrees with `derive grade`), in the order
     the candidates come, each value once. Judged without a time limit: the values are ours,
-    and the list must not depend on the machine's speed."""
+    and the list must not depend on the machine's speed. families=False leaves out the other
+    families' answers (ring-nll's exact -ln P for ring-pl: its transfer-matrix derivation
+    costs more than all the other candidates together)."""
     judge = Judge(target, Parsed(sp.Integer(0), "sympy"), limited=False)
     mistakes: list[Mistake] = []
-    for candidate in mistake_candidates(target):
+    for candidate in mistake_candidates(target, families):
         if isinstance(candidate, tuple):  # another part or family: derived only now, cached on the target
             kind, name, family, raw = candidate
             derived = judge.other((kind, name), family, raw)
