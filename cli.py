@@ -165,7 +165,7 @@ def list_command(fmt: str):
 @cli.command()
 @click.argument("problem")
 @params_option
-@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "json"]), default="markdown",
+@click.option("--format", "fmt", type=click.Choice(["markdown", "latex", "html", "json"]), default="markdown",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout.")
 def solve(problem: str, params: tuple[str, ...], fmt: str, output: str | None):
@@ -183,7 +183,11 @@ def solve(problem: str, params: tuple[str, ...], fmt: str, output: str | None):
     else:
         from sheets import render
         sheet = render.single_part_sheet(derivation)
-        text = render.render_markdown(sheet, True) if fmt == "markdown" else render.render_latex(sheet, True)
+        if fmt == "html":
+            from sheets import html
+            text = html.render_html(sheet, True)
+        else:
+            text = render.render_markdown(sheet, True) if fmt == "markdown" else render.render_latex(sheet, True)
     if not derivation.passed:
         failed = [check.name for check in derivation.all_checks if not check.passed]
         raise Failed(f"{problem}: checks failed: {'; '.join(failed) or 'no checks ran'}")
@@ -195,11 +199,11 @@ def solve(problem: str, params: tuple[str, ...], fmt: str, output: str | None):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="build", show_default=True,
               help="Directory for the sheets.")
 def build(exam: str | None, out_dir: str):
-    """An exam's question sheet and checked solution sheet (Markdown, LaTeX, PDF).
+    """An exam's question sheet and checked solution sheet (Markdown, LaTeX, PDF, HTML).
 
     EXAM is an exam file (TOML) or the name of a shipped one (derive list); without it,
     the seed exam, written as exam3.pdf and exam3-solutions.*. Otherwise the files are
-    named after the exam file: STEM.pdf, STEM-solutions.{md,tex,pdf}.
+    named after the exam file: STEM.pdf, STEM-solutions.{md,tex,pdf,html}.
 
     \b
     Example:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up derive on a fresh Debian machine, then build the exam's sheets into build/.
-# Installs TeX Live, poppler-utils (and pip, where missing) from apt, then the
+# Installs TeX Live, poppler-utils, Chromium (for the HTML sheets' browser test; and pip,
+# where missing) from apt, then the
 # Python package with its test dependencies. `--no-build` skips the build.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,8 @@ else
     apt_packages+=(texlive-latex-base texlive-latex-recommended texlive-pictures texlive-fonts-recommended lmodern)
 fi
 command -v pdftotext >/dev/null 2>&1 || apt_packages+=(poppler-utils)
+# The test that opens the HTML sheets in a real browser runs Debian's headless Chromium.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || apt_packages+=(chromium)
 python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     SUDO=""

@@ -7,7 +7,7 @@ sympy.simplify when it finishes in time). Otherwise the answer is matched agains
 wrong answers computed from the model itself, each with the feedback it deserves:
 
 - the N = 1 case: the general ring formula applied at N = 1 (or the one-site value
-  given for general N), from re-deriving the family with N symbolic / N = 1;
+  given for general N or for another N), from re-deriving the family with N symbolic / N = 1;
 - a sign error: -expected;
 - natural log against log base 10 or 2: expected / ln 10, expected / ln 2;
 - variance used in place of the standard deviation (and the reverse): the family
@@ -19,8 +19,10 @@ wrong answers computed from the model itself, each with the feedback it deserves
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import math
 import json
 import re
 from collections import Counter
@@ -213,9 +215,10 @@ class Sampled:
 
 
 class Judge:
-    def __init__(self, target: Target, student: Parsed):
+    def __init__(self, target: Target, student: Parsed, limited: bool = True):
         self.target = target
         self.student = student
+        self.limited = limited  # False: no time limit (our own candidate values, for a file that must not vary)
         symbols = set(target.free) | _free_symbols(student.value) - set(target.values)
         self.points = [{**target.values, **point} for point in compare.sample_points(symbols)]
         self.numeric = not (target.free | (_free_symbols(student.value) - set(target.values)))
@@ -299,7 +302,7 @@ class Judge:
     # -- mistakes
     def diagnose(self, given: Sampled, expected: Sampled) -> tuple[str, str]:
         try:
-            with time_limit(limits.MISTAKES_SECONDS, "matching mistakes"):
+            with time_limit(limits.MISTAKES_SECONDS, "matching mistakes") if self.limited else contextlib.nullcontext():
                 for code, make in self.candidates():
                     found = make(given, expected)
                     if found:
@@ -358,6 +361,13 @@ class Judge:
                 return (f"the N=1 case: {answer_str(single.answer)} is the value for one site "
                         f"({target.family.single_site_reason}); "
                         f"for general N (N >= 2) the answer is {answer_str(target.derivation.answer)}")
+        else:
+            single = target.resolve({"N": "1"})
+            if single is not None and isinstance(single.answer, sp.Basic) and self.matches(given, single.answer) \
+                    and not self.matches(expected, single.answer):
+                return (f"the N=1 case: {answer_str(single.answer)} (about {_value_text(single.answer)}) is the value "
+                        f"for a ring of one site; this part has N = {size}: {answer_str(target.derivation.answer)}"
+                        + self.about(target.expected))
         return None
 
     def other_size(self, given, expected) -> str | None:
@@ -663,6 +673,91 @@ def grade_answer(target: Target, text: str) -> Result:
 
 def grade(problem: str, raw: dict[str, str], text: str) -> Result:
     return grade_answer(make_target(problem, raw), text)
+
+
+# ----------------------------------------------------- mistakes, listed ahead
+
+@dataclass(frozen=True)
+class Mistake:
+    """A wrong number the grader recognises, and the feedback `derive grade` gives for it."""
+
+    value: Any          # an int (an index) or a float, as a student would type it
+    code: str           # the Result.mistake code: "sign", "n1", "family", ...
+    feedback: str
+
+
+def mistake_candidates(target: Target, families: bool = True) -> list:
+    """Wrong answers made from the model itself, one per mistake the matchers look for:
+    the sign error, log base 10 or 2, the value for a ring of one site (N = 1), variance for
+    standard deviation, the sibling part's answer and (with families) the answers of the
+    families with the same parameters, an index off by one. Only for a single numeric answer."""
+    expected = target.expected
+    if target.is_list or target.free:
+        return []
+    if target.is_index:
+        return [expected + 1, expected - 1]
+    found = [-expected, expected / sp.log(10), expected / sp.log(2)]
+    size = target.values.get(target.symbols["N"]) if "N" in target.symbols else None
+    if size is not None:
+        single = target.resolve({"N": "1"} if size != 1 else {"N": None})
+        if single is not None and isinstance(single.answer, sp.Basic):
+            found.append(single.answer if size != 1 else single.answer.subs(RING_SIZE, 1))
+    value = target.params.get("sigma2")
+    if value is not None:
+        param = next(p for p in target.family.params if p.name == "sigma2")
+        for change in (lambda v: v ** 2, sp.sqrt):
+            changed = [change(v) for v in value] if isinstance(value, (list, tuple)) else change(value)
+            if all(_rational(v) for v in _listify(changed)):
+                variant = target.resolve({"sigma2": param.to_text(changed)})
+                if variant is not None and not isinstance(variant.answer, (list, tuple)):
+                    found.append(variant.answer)
+    alias = derivations.ALIASES.get(target.problem)
+    for sibling in derivations.ALIASES.values():
+        if alias is not None and sibling.family == target.family.name and sibling.name != alias.name:
+            found.append(("alias", sibling.name, target.family, {**target.raw, **sibling.defaults}))
+    names = tuple(p.name for p in target.family.params)
+    for other in derivations.FAMILIES.values():
+        if families and other.name != target.family.name and tuple(p.name for p in other.params) == names:
+            found.append(("family", other.name, other, dict(target.raw)))
+    return found
+
+
+def named_mistakes(target: Target, families: bool = True) -> list[Mistake]:
+    """The model's wrong numbers that `derive grade` names, each with the grader's own feedback
+    for that number as typed (so an LMS that shows it agrees with `derive grade`), in the order
+    the candidates come, each value once. Judged without a time limit: the values are ours,
+    and the list must not depend on the machine's speed. families=False leaves out the other
+    families' answers (ring-nll's exact -ln P for ring-pl: its transfer-matrix derivation
+    costs more than all the other candidates together)."""
+    judge = Judge(target, Parsed(sp.Integer(0), "sympy"), limited=False)
+    mistakes: list[Mistake] = []
+    for candidate in mistake_candidates(target, families):
+        if isinstance(candidate, tuple):  # another part or family: derived only now, cached on the target
+            kind, name, family, raw = candidate
+            derived = judge.other((kind, name), family, raw)
+            if derived is None:
+                continue
+            candidate = flat_answer(derived.answer)
+        number = compare.evaluate(_as_expr(candidate), {}) if isinstance(candidate, (sp.Basic, int)) else None
+        if number is None or not compare.is_real([number]):
+            continue
+        value: Any = compare.to_float(number)
+        if not math.isfinite(value):
+            continue
+        if target.is_index:
+            if value != round(value) or value < 0:
+                continue
+            value = int(round(value))
+        else:
+            value = float(f"{value:.12g}")
+        typed = sp.Integer(value) if isinstance(value, int) else sp.Float(repr(value), 30)
+        result = Judge(target, Parsed(typed, "sympy"), limited=False).run()
+        if result.correct or result.mistake in ("", "other"):
+            continue
+        if any(m.value == value for m in mistakes):
+            continue
+        mistakes.append(Mistake(value, result.mistake, result.feedback))
+    return mistakes
 
 
 # ------------------------------------------------------------------ batch mode

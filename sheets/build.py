@@ -9,7 +9,7 @@ from derivations import solve
 from derivations.core import Derivation, DuplicateCheckName
 from derivations.exam import Exam
 
-from . import pdf, render
+from . import html, pdf, render
 from .files import write_atomic
 
 SOLUTIONS_SUBTITLE = "Worked solutions, derived and checked by derive"
@@ -56,6 +56,8 @@ def build_exam(exam: Exam, out_dir: Path) -> BuildResult:
         out_dir / f"{exam.stem}-solutions.tex": solutions_tex,
         out_dir / f"{exam.stem}-solutions.pdf": solutions_pdf,
         out_dir / f"{exam.stem}.pdf": questions_pdf,
+        out_dir / f"{exam.stem}-solutions.html": html.render_html(sheet, solutions=True),
+        out_dir / f"{exam.stem}.html": html.render_html(questions, solutions=False),
     }
     try:
         for path, data in outputs.items():

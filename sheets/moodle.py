@@ -4,19 +4,25 @@ The element names follow Moodle's XML import (question/format/xml/format.php): a
 `category` pseudo-question per exam part, so that a quiz can draw one random variant
 of each part; `<answer fraction="100">` with `<text>` and an absolute `<tolerance>`
 for numerical questions; `responseformat`, `responserequired`, `responsefieldlines`,
-`attachments` and `graderinfo` for essays. Texts are HTML in CDATA sections, with the
-math of our prose turned from $...$ into \\(...\\), which Moodle's MathJax filter renders.
+`attachments` and `graderinfo` for essays. Texts are HTML in CDATA sections. The question
+texts carry the math of our prose as \\(...\\), which Moodle's MathJax filter renders; the
+general feedback of a numerical question is the worked solution with its math as MathML
+(rendered by the browser itself, as on the HTML sheets), and after the right answer come
+answers at fraction 0, one per mistake `derive grade` names for this part, each with the
+grader's own feedback. Moodle takes the first answer whose interval holds the response, so
+a mistake whose interval touches the right answer's (or an earlier mistake's) is left out.
 """
 from __future__ import annotations
 
 import html
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from derivations.exam import Exam
 
+from . import html as sheet_html
 from .render import environment
 
 RELATIVE_TOLERANCE = 1e-3   # as `derive grade` judges numbers
@@ -91,6 +97,7 @@ class Question:
     answer: str = ""
     tolerance: str = ""
     graderinfo: str = ""
+    mistakes: list = field(default_factory=list)  # (answer, tolerance, feedback HTML) at fraction 0
 
 
 def _grade(points: float) -> str:
@@ -130,8 +137,9 @@ def part_questions(variant, part, problem, exam: Exam) -> list[Question]:
                 "numerical", base + (f" ({index} of {len(values)})" if listed else ""),
                 f"{variant.id}-{part.label}" + (f"-{index}" if listed else ""),
                 intro + heading + question + f"<p><em>{xml_text(precision)}</em></p>",
-                f"<p>Answer: {answer_math} = {xml_text(_rounded(d.value))}</p>{explanation}",
-                _grade(points / len(values)), answer=number_text(value), tolerance=tolerance(value)))
+                worked_solution(d), _grade(points / len(values)), answer=number_text(value),
+                tolerance=tolerance(value),
+                mistakes=[] if listed else mistake_answers(part, value)))
     if essay:
         ask = "<p><em>Explain your answer.</em></p>" if part.numeric else ""
         questions.append(Question(
@@ -140,6 +148,37 @@ def part_questions(variant, part, problem, exam: Exam) -> list[Question]:
             intro + heading + question + ask, f"<p>Answer: {answer_math}</p>{explanation}", _grade(points),
             graderinfo=f"<p>Model answer: {answer_math}</p>{explanation}"))
     return questions
+
+
+def worked_solution(d) -> str:
+    """The general feedback: the derivation's steps, checks and answer, as on the HTML sheet."""
+    return (f"<p><strong>Worked solution</strong> (derived and checked by derive)</p>\n"
+            f"{sheet_html.render_solution(d)}")
+
+
+def mistake_answers(part, value) -> list[tuple[str, str, str]]:
+    """Fraction-0 answers for the mistakes `derive grade` names for this part: the values come
+    from the model (grading.grade.named_mistakes re-derives it), the feedback is the grader's.
+    A mistake whose tolerance interval meets the right answer's, or an earlier mistake's, is
+    dropped: Moodle would give the first matching answer, so it could never be reached or
+    would take a right answer's place."""
+    from grading.grade import BadInput, make_target, named_mistakes
+    try:
+        target = make_target(part.problem, dict(arg.split("=", 1) for arg in part.args))
+    except BadInput:
+        return []
+    taken = [(float(value), float(tolerance(value)))]
+    answers = []
+    # Other families' answers are left out: deriving ring-nll for every ring part would take
+    # more time than the rest of a variant; the mistakes kept get the grader's own words.
+    for mistake in named_mistakes(target, families=False):
+        width = float(tolerance(mistake.value))
+        if any(abs(float(mistake.value) - centre) <= width + other for centre, other in taken):
+            continue
+        taken.append((float(mistake.value), width))
+        answers.append((number_text(mistake.value), tolerance(mistake.value),
+                        f"<p>{xml_text(mistake.feedback[:1].upper() + mistake.feedback[1:])}.</p>"))
+    return answers
 
 
 def variant_questions(variant, exam: Exam) -> list[tuple[str, list[Question]]]:

@@ -24,7 +24,7 @@ Output (DIR defaults to build/variants):
     moodle.xml                    a numerical question per numeric part, an essay per explanation part
     answer-key.csv                exam, id, name, part, points, family, value, answer (LaTeX): the table for grading
     questions.pdf, solutions.pdf  all variants, each starting on a fresh sheet (duplex printing)
-    ID-questions.{pdf,md}, ID-solutions.{pdf,md}  per variant
+    ID-questions.{pdf,md,html}, ID-solutions.{pdf,md,html}  per variant
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ from derivations.core import Derivation, Family, agree, derive
 from derivations.exam import Exam, ExamPart, load_exam
 from derivations.values import ParameterError
 
-from . import pdf, pdfsplit, render
+from . import html, pdf, pdfsplit, render
 from .pdfsplit import DEST_PREFIX, SHEETS, SplitError
 
 SPLIT_FROM = 4            # variants from which the sheets compile as two documents
@@ -362,6 +362,8 @@ class VariantResult:
     solutions_body: str
     questions_md: str
     solutions_md: str
+    questions_html: str
+    solutions_html: str
     preamble: str
     figures: dict[str, str]      # figure key -> TikZ source, referenced as \derivefigure{key}
     moodle: list                 # (alias, [moodle.Question]) in exam order
@@ -388,16 +390,17 @@ def figure_key(tex: str) -> str:
 
 
 def variant_sheet(variant: Variant, exam: Exam, solutions: bool, markdown: bool,
-                  figures: dict[str, str] | None) -> render.SheetView:
+                  figures: dict[str, str] | None, tikz: bool = True) -> render.SheetView:
     """A variant's sheet; each figure is a reference into `figures`, typeset once per document.
-    With figures None the sheets leave the figures out (they are most of pdflatex's time)."""
+    With figures None the sheets leave the figures out (they are most of pdflatex's time);
+    tikz=False keeps them as data (the HTML sheet draws its own SVG)."""
     problems = []
     for problem in exam.problems:
         parts = []
         for part in (p for p in variant.parts if p.exam_part in problem.parts):
             figure_tex = ""
             view = part.view if figures is not None else dataclasses.replace(part.view, figure=None)
-            if solutions and not markdown and view.figure is not None:
+            if tikz and solutions and not markdown and view.figure is not None:
                 tex = render.render_figure(part.view)
                 key = figure_key(tex)
                 figures[key] = tex
@@ -429,6 +432,9 @@ def make_variant(seed: int, student: Student, deriver: Deriver, exam: Exam,
             solutions_tex = render.render_latex(variant_sheet(variant, exam, True, False, figures), solutions=True)
         questions_md = render.render_markdown(variant_sheet(variant, exam, False, True, figures), solutions=False)
         solutions_md = render.render_markdown(variant_sheet(variant, exam, True, True, figures), solutions=True)
+        drawn = {} if with_figures else None
+        questions_html = html.render_html(variant_sheet(variant, exam, False, False, drawn, tikz=False), solutions=False)
+        solutions_html = html.render_html(variant_sheet(variant, exam, True, False, drawn, tikz=False), solutions=True)
     except jinja2.TemplateError as failure:
         raise VariantError(f"variant {variant.id}: rendering the sheet failed "
                            f"({type(failure).__name__}: {failure})") from None
@@ -437,7 +443,7 @@ def make_variant(seed: int, student: Student, deriver: Deriver, exam: Exam,
     if solutions_preamble != preamble:
         raise VariantError("the question and solution sheets have different LaTeX preambles")
     return VariantResult(student, variant.manifest(), questions_body, solutions_body, questions_md, solutions_md,
-                         preamble, figures or {}, moodle.variant_questions(variant, exam),
+                         questions_html, solutions_html, preamble, figures or {}, moodle.variant_questions(variant, exam),
                          [part.view.answer_latex for part in variant.parts])
 
 
@@ -539,7 +545,7 @@ def sheet_file(student: Student, sheet: str, suffix: str) -> str:
 
 
 def variant_files(student: Student) -> list[str]:
-    return [sheet_file(student, sheet, suffix) for sheet in SHEETS for suffix in ("pdf", "md")]
+    return [sheet_file(student, sheet, suffix) for sheet in SHEETS for suffix in ("pdf", "md", "html")]
 
 
 def resolve_students(count: int | None, roster: Path | None) -> list[Student]:
@@ -610,8 +616,10 @@ def make_outputs(seed: int, students: list[Student], staging: "Staging", exam: E
         for index, student in enumerate(students):
             result = make_variant(seed, student, deriver, exam, with_figures)
             typesetting.add(index, result)
-            for sheet, markdown in zip(SHEETS, (result.questions_md, result.solutions_md)):
+            for sheet, markdown, page in zip(SHEETS, (result.questions_md, result.solutions_md),
+                                             (result.questions_html, result.solutions_html)):
                 staging.write(sheet_file(student, sheet, "md"), markdown.encode("utf-8"))
+                staging.write(sheet_file(student, sheet, "html"), page.encode("utf-8"))
             records.append(VariantRecord.of(result))
             advance(1)
         # Made while pdflatex sets the last pages.

@@ -30,16 +30,18 @@ def built(tmp_path_factory):
 
 
 @needs_tex
-def test_build_writes_the_four_sheets(built):
+def test_build_writes_the_sheets(built):
     first, _ = built
     assert sorted(p.name for p in first.iterdir()) == [
-        "exam3-solutions.md", "exam3-solutions.pdf", "exam3-solutions.tex", "exam3.pdf"]
+        "exam3-solutions.html", "exam3-solutions.md", "exam3-solutions.pdf", "exam3-solutions.tex",
+        "exam3.html", "exam3.pdf"]
 
 
 @needs_tex
 def test_two_builds_are_byte_identical(built):
     first, second = built
-    for name in ("exam3-solutions.md", "exam3-solutions.tex", "exam3-solutions.pdf", "exam3.pdf"):
+    for name in ("exam3-solutions.md", "exam3-solutions.tex", "exam3-solutions.pdf", "exam3.pdf",
+                 "exam3-solutions.html", "exam3.html"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 

@@ -109,7 +109,8 @@ def test_a_hand_written_exam_builds_and_varies_only_its_parts(tmp_path):
     built = run("build", str(path), "--out", str(tmp_path / "b"))
     assert built.exit_code == 0, built.output
     names = sorted(p.name for p in (tmp_path / "b").iterdir())
-    assert names == ["quiz-solutions.md", "quiz-solutions.pdf", "quiz-solutions.tex", "quiz.pdf"]
+    assert names == ["quiz-solutions.html", "quiz-solutions.md", "quiz-solutions.pdf", "quiz-solutions.tex",
+                     "quiz.html", "quiz.pdf"]
     sheet = (tmp_path / "b" / "quiz-solutions.md").read_text()
     assert "Course quiz: Chains and rings" in sheet and "Problem 1: Two chains (25 points)" in sheet
     assert "(a)" in sheet and "(open)" in sheet and "Problem 2" not in sheet
@@ -139,6 +140,6 @@ def test_a_hand_written_exam_builds_and_varies_only_its_parts(tmp_path):
 def test_the_seed_exam_by_file_builds_what_derive_build_builds(tmp_path):
     assert run("build", "--out", str(tmp_path / "default")).exit_code == 0
     assert run("build", "exams/ttic31230-2021-exam3.toml", "--out", str(tmp_path / "named")).exit_code == 0
-    for suffix in ("-solutions.md", "-solutions.tex", "-solutions.pdf", ".pdf"):
+    for suffix in ("-solutions.md", "-solutions.tex", "-solutions.pdf", ".pdf", "-solutions.html", ".html"):
         default = (tmp_path / "default" / f"exam3{suffix}").read_bytes()
         assert default == (tmp_path / "named" / f"ttic31230-2021-exam3{suffix}").read_bytes()

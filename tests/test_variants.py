@@ -185,8 +185,8 @@ def test_every_variant_has_its_files(built, manifest):
     assert ids == ["v001", "v002", "v003", "v004"]
     expected = {"manifest.json", "moodle.xml", "answer-key.csv", "questions.pdf", "solutions.pdf"}
     for variant_id in ids:
-        expected |= {f"{variant_id}-questions.pdf", f"{variant_id}-questions.md",
-                     f"{variant_id}-solutions.pdf", f"{variant_id}-solutions.md"}
+        expected |= {f"{variant_id}-questions.pdf", f"{variant_id}-questions.md", f"{variant_id}-questions.html",
+                     f"{variant_id}-solutions.pdf", f"{variant_id}-solutions.md", f"{variant_id}-solutions.html"}
     assert {p.name for p in built.iterdir()} == expected
     for name in expected:
         if name.endswith(".pdf"):
@@ -342,6 +342,85 @@ def test_moodle_xml_has_a_numerical_per_numeric_part_and_essays(built, manifest)
                 assert question.find("graderinfo/text").text.strip()
                 expected_names.add(name)
     assert set(found) == expected_names
+
+
+def numerical_answers(question):
+    return [(answer.get("fraction"), float(answer.find("text").text), float(answer.find("tolerance").text),
+             answer.find("feedback/text").text or "") for answer in question.findall("answer")]
+
+
+@needs_tex
+def test_numerical_questions_carry_the_worked_solution_and_the_mistakes(built):
+    import html5lib
+    root = ET.parse(built / "moodle.xml").getroot()
+    numerical = [q for _, q in moodle_questions(root) if q.get("type") == "numerical"]
+    assert numerical
+    for question in numerical:
+        name = question.find("name/text").text
+        feedback = question.find("generalfeedback")
+        assert feedback.get("format") == "html"
+        solution = feedback.find("text").text
+        assert '<ol class="steps">' in solution and "<math " in solution and "Answer:" in solution, name
+        parser = html5lib.HTMLParser()
+        parser.parseFragment(solution)
+        assert parser.errors == [], (name, parser.errors[:3])
+        (fraction, right, width, _), *mistakes = numerical_answers(question)
+        assert fraction == "100"
+        assert mistakes, f"{name}: no mistake answer"
+        for fraction, value, tolerance, text in mistakes:
+            assert fraction == "0" and text.startswith("<p>") and len(text) > 20, name
+            # Moodle takes the first answer whose interval holds the response: no mistake's
+            # interval may meet the right answer's.
+            assert abs(value - right) > width + tolerance, (name, value, right)
+
+
+@needs_tex
+def test_moodle_mistake_feedback_is_what_derive_grade_says(built, manifest):
+    import html
+    from grading.grade import grade
+    root = ET.parse(built / "moodle.xml").getroot()
+    found = {q.find("name/text").text: q for _, q in moodle_questions(root) if q.get("type") == "numerical"}
+    variant = manifest["variants"][0]
+    checked = 0
+    for part in variant["parts"]:
+        question = found.get(f"{part['problem']} {variant['id']}")
+        if question is None:
+            continue
+        raw = dict(arg.split("=", 1) for arg in part["args"])
+        for answer in question.findall("answer")[1:]:
+            typed = answer.find("text").text
+            result = grade(part["problem"], raw, typed)
+            assert not result.correct and result.mistake not in ("", "other")
+            said = html.unescape(answer.find("feedback/text").text.removeprefix("<p>").removesuffix("</p>"))
+            assert said == result.feedback[:1].upper() + result.feedback[1:] + ".", (part["problem"], typed)
+            checked += 1
+    assert checked >= 6
+
+
+def test_a_mistake_within_the_tolerance_is_left_out(monkeypatch):
+    """3a's z = 1.1 has tolerance 0.0011: a 'mistake' inside it, or whose own interval meets
+    it, must not become an answer (Moodle would take the first matching one)."""
+    from types import SimpleNamespace
+    import grading.grade as grade_module
+    from sheets import moodle
+    fake = [grade_module.Mistake(1.1 * (1 + 5e-4), "sign", "inside the tolerance"),
+            grade_module.Mistake(1.1 + 0.0011 + 0.0005, "factor", "intervals meet"),
+            grade_module.Mistake(-1.1, "sign", "a sign error"),
+            grade_module.Mistake(-1.1 * (1 + 1e-4), "log-base", "meets an earlier mistake")]
+    monkeypatch.setattr(grade_module, "named_mistakes", lambda target, **options: fake)
+    part = SimpleNamespace(problem="3a", args=["zhat=1/2", "sigma2=4", "eps=3/10"])
+    answers = moodle.mistake_answers(part, 1.1)
+    assert answers == [("-1.1", "0.0011", "<p>A sign error.</p>")]
+
+
+def test_the_model_gives_named_mistakes_with_the_graders_words():
+    from grading.grade import make_target, named_mistakes
+    mistakes = {m.code: m for m in named_mistakes(make_target("1b", {"N": "4", "J": "1/2"}))}
+    assert {"sign", "log-base", "n1", "family"} <= set(mistakes)
+    assert mistakes["sign"].value == pytest.approx(-1.6304238577775212, rel=1e-11)
+    assert mistakes["n1"].feedback.startswith("the N=1 case")
+    indices = named_mistakes(make_target("2a", {}))
+    assert [(m.value, m.code) for m in indices] == [(2, "index"), (0, "index")]
 
 
 def test_prose_math_becomes_mathjax_and_html_is_escaped():
