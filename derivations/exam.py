@@ -224,8 +224,6 @@ class _Reader:
             if item not in names:
                 self.fail(key + ".vary", f"'{item}' is not a parameter of {family.name}; "
                           f"allowed: {', '.join(names)}", where, "vary")
-            if item in fixed:
-                self.fail(key + ".vary", f"'{item}' is fixed by params and cannot also be redrawn", where, "vary")
         if len(set(vary)) != len(vary):
             self.fail(key + ".vary", "names a parameter twice", where, "vary")
         alias = ALIASES.get(use)

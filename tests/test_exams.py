@@ -59,6 +59,8 @@ def test_a_hand_written_exam_reads_its_parts_points_and_vary(tmp_path):
     first, second = exam.parts
     assert (first.label, first.use, first.fixed, first.points) == ("1a", "1b", {"N": "5"}, 10)
     assert first.vary == ("labels", "assignment", "J")  # every parameter the part does not fix
+    both = load_exam(write(tmp_path, QUIZ.replace('points = 10', 'points = 10\nvary = ["N"]'), "both.toml"))
+    assert both.parts[0].fixed == {"N": "5"} and both.parts[0].vary == ("N",)  # the sheet's N, redrawn per variant
     assert (second.label, second.family.name, second.vary, second.points) == ("1open", "chain-pl", ("J",), 15)
     assert exam.problems[0].points == 25
 
@@ -74,8 +76,8 @@ BAD = [
      "key 'problem[1].part[2].name'", "line 7"),
     ('title = "x"\n[[problem]]\ntitle = "p"\n[[problem.part]]\nuse = "1b"\nvary = ["Q"]\n', "key 'problem[1].part[1].vary'",
      "'Q' is not a parameter"),
-    ('title = "x"\n[[problem]]\ntitle = "p"\n[[problem.part]]\nuse = "1b"\nparams = { N = "4" }\nvary = ["N"]\n',
-     "vary", "fixed by params"),
+    ('title = "x"\n[[problem]]\ntitle = "p"\n[[problem.part]]\nuse = "1b"\nvary = ["N", "N"]\n',
+     "vary", "names a parameter twice"),
     ('title = "x"\ncolour = "red"\n[[problem]]\ntitle = "p"\n[[problem.part]]\nuse = "1b"\n', "key 'colour'", "line 2"),
     ('title = "x"\n', "key 'problem'", "at least one"),
     ('title = "x"\n[[problem]]\ntitle = "p"\npoints = "many"\n[[problem.part]]\nuse = "1b"\n', "problem[1].points",
