@@ -336,7 +336,9 @@ def test_mutual_information_swapped_divergence():
     (["kl", "-p", "P=1/2,1/2", "-p", "Q=1/3,1/3,1/3"], "parameter 'Q': has 3 entries but P has 2"),
     (["mutual-information", "-p", "joint=1/4,1/4;1/4"], "parameter 'joint': rows have different lengths"),
     (["mutual-information", "-p", "joint=1/4,1/4;1/4,1/2"], "parameter 'joint': entries sum to 5/4, not 1"),
-    (["entropy", "-p", "P=1/3000000000000,2999999999999/3000000000000"], "denominator above 10^12"),
+    (["entropy", "-p", "P=1/3000000000000000,2999999999999999/3000000000000000"], "denominator above 10^15"),
+    (["mutual-information", "-p", "joint=1/99999989,1/99999847;99999987/199999978,99999845/199999694"],
+     "the sum of row 0"),  # each cell fine, the row sum's denominator near 10^16
     (["entropy", "-p", "Q=1"], "parameter 'Q': unknown parameter for entropy"),
 ])
 def test_bad_input_is_one_error_line_exit_2(args, words):
@@ -409,6 +411,11 @@ def test_verify_rows_pass(name):
     row = verify_family(name, 25, seed=3)
     assert row.failures == 0, row.failed
     assert row.cases == 25 and row.checks > 25
+
+
+def test_long_decimals_within_rounding_are_read():
+    derivation = solve("entropy", {"P": "0.3333333333333,0.3333333333333,0.3333333333333"})
+    assert derivation.passed and abs(derivation.value - float(mpmath.log(3))) < 1e-11
 
 
 def test_parse_rejects_bad_joints_directly():
