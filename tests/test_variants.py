@@ -406,7 +406,7 @@ def test_a_mistake_within_the_tolerance_is_left_out(monkeypatch):
             grade_module.Mistake(1.1 + 0.0011 + 0.0005, "factor", "intervals meet"),
             grade_module.Mistake(-1.1, "sign", "a sign error"),
             grade_module.Mistake(-1.1 * (1 + 1e-4), "log-base", "meets an earlier mistake")]
-    monkeypatch.setattr(grade_module, "named_mistakes", lambda target: fake)
+    monkeypatch.setattr(grade_module, "named_mistakes", lambda target, families=True: fake)
     part = SimpleNamespace(problem="3a", args=["zhat=1/2", "sigma2=4", "eps=3/10"])
     answers = moodle.mistake_answers(part, 1.1)
     assert answers == [("-1.1", "0.0011", "<p>A sign error.</p>")]
