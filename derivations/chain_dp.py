@@ -130,7 +130,7 @@ def sci(value: int) -> str:
 @register
 class ChainForwardRecursion(Family):
     name = "chain-dp"
-    summary = "Z of a chain with node scores S_N[t,y] and edge scores S_E[y',y], by the forward recursion"
+    summary = "partition function Z of a chain with node and edge scores, by the forward recursion"
     domain = (f"T = 1..{MAX_T} positions, K = 2..{MAX_K} labels; rational scores with |s| <= {MAX_SCORE} "
               f"(at most {MAX_TERMS} distinct exponentials in an exact Z_t(y))")
     params = (
@@ -181,7 +181,7 @@ class ChainForwardRecursion(Family):
                           "$y' \\to y$ and the node score of $y$ at $t + 1$.",
                           (table_check(node, edge, exact, size),)))
         for length in range(1, size + 1):
-            steps.append(Step(StepKind.COMPUTATION, f"Z_{length}", Notation(f"Z_{length}", f"Z_{{{length}}}"),
+            steps.append(Step(StepKind.COMPUTATION, f"column t={length}", Notation(f"Z_{length}", f"Z_{{{length}}}"),
                               (sp.Matrix(exact[length - 1]),),
                               "Entry $y$ is $Z_{%d}(y)$, $y = 0, \\dots, %d$." % (length, k - 1)
                               + ("" if length == 1 else
