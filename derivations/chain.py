@@ -75,7 +75,8 @@ def validate_chain(params) -> None:
 CHAIN_PARAMS = (
     Param("N", lambda text, name: parse_int(text, name, minimum=1), None,
           "chain length, an integer >= 1; omitted = the symbol N", draw=integer_between(3, 10)),
-    Param("labels", parse_list, "-1,1", "the label set, 2 to 5 distinct numbers", draw=choice("-1,1", "-1,1", "-1,0,1")),
+    Param("labels", parse_list, "-1,1", "the label set, 2 to 5 distinct numbers", draw=lambda rng, drawn: rng.choice(
+        ("-1,1", "-1,1", "-1,0,1") if int(drawn.get("N", "1")) <= MAX_EXPANDED else ("-1,1",))),
     Param("J", parse_number, "1", "coupling J of neighbouring sites", draw=choice("1", "1/2", "-1", "2")),
     Param("h", parse_number, "0", "field h on every site", draw=choice("0", "0", "1/2", "-1/2", "1")),
 )
