@@ -17,6 +17,7 @@ import random
 import mpmath
 import sympy as sp
 
+from .discrete import ENUMERATION_LIMIT, log_sum_exp
 from .core import (Derivation, Family, Notation, Param, Step, StepKind, Table, compare, numeric_value, register,
                    rounded, to_latex)
 from .values import ParameterError, parse_matrix
@@ -30,7 +31,6 @@ SCORE = Notation("s(Y)", r"s(\mathcal{Y})")
 PARTITION = Notation("Z", "Z")
 MAX_T, MAX_K, MAX_SCORE = 12, 5, 20
 MAX_TERMS = 1000         # distinct exponentials in one exact table entry
-ENUMERATION_LIMIT = 20_000
 LARGER_T = (20, 50, 100)
 
 
@@ -71,11 +71,6 @@ def prefix_sums(node, edge, length: int) -> list[float]:
     for labeling in itertools.product(range(k), repeat=length):
         totals[labeling[-1]].append(score(node, edge, labeling))
     return [math.exp(log_sum_exp(values)) for values in totals]
-
-
-def log_sum_exp(values) -> float:
-    top = max(values)
-    return top + math.log(math.fsum(math.exp(v - top) for v in values))
 
 
 def mp(value) -> mpmath.mpf:
