@@ -10,6 +10,7 @@ recursion in mpmath.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -18,7 +19,7 @@ import mpmath
 import sympy as sp
 
 from .discrete import ENUMERATION_LIMIT, log_sum_exp
-from .core import (Derivation, Family, Notation, Param, Step, StepKind, Table, compare, numeric_value, register,
+from .core import (Derivation, float_at, Family, Notation, Param, Step, StepKind, Table, compare, numeric_value, register,
                    rounded, to_latex)
 from .values import ParameterError, parse_matrix
 
@@ -99,6 +100,12 @@ def forward_mpmath(node, edge, length: int, digits: int = 40) -> list[float]:
             current = [mpmath.exp(mp(row[b])) * mpmath.fsum(current[a] * mpmath.exp(mp(edge[a][b])) for a in range(k))
                        for b in range(k)]
         return [float(value) for value in current]
+
+
+@functools.lru_cache(maxsize=None)
+def score_written_out(size: int):
+    """The displayed score at T = size, its sums done (cached: doit is most of a small derivation's time)."""
+    return score_definition().subs(T_SYM, size).doit()
 
 
 def score_definition():
@@ -183,7 +190,8 @@ class ChainForwardRecursion(Family):
                                  " Each is $e^{S_N[%d,y]}$ times the column above weighted by $e^{S_E[y',y]}$." % length),
                               (table_check(node, edge, exact, length),)))
         answer = as_sympy(merge(table[-1]))
-        checks = [z_check(node, edge, answer), compare("Z vs a backward recursion in mpmath", answer,
+        value = float_at(answer)
+        checks = [z_check(node, edge, value), compare("Z vs a backward recursion in mpmath", value,
                                                       backward_mpmath(node, edge), how="mpmath")]
         steps.append(Step(StepKind.RESULT, "partition function", PARTITION,
                           (sp.Sum(Z_T[size, y], (y, 0, k - 1)), answer),
@@ -224,7 +232,7 @@ def merge(entries) -> dict:
 def score_step(node, edge) -> Step:
     size, k = len(node), len(edge)
     labeling = [i % k for i in range(size)]
-    shown = score_definition().subs(T_SYM, size).doit().subs({Y[i + 1]: labeling[i] for i in range(size)})
+    shown = score_written_out(size).subs({Y[i + 1]: labeling[i] for i in range(size)})
     values = {S_N[i + 1, b]: node[i][b] for i in range(size) for b in range(k)}
     values.update({S_E[a, b]: edge[a][b] for a in range(k) for b in range(k)})
     check = compare("displayed score vs the scoring loop, Y=(0,1,...)", shown.xreplace(values),
@@ -235,7 +243,7 @@ def score_step(node, edge) -> Step:
 
 def table_check(node, edge, exact, length: int):
     k = len(edge)
-    derived = exact[length - 1]
+    derived = [float_at(value) for value in exact[length - 1]]
     if k ** length <= ENUMERATION_LIMIT:
         return compare(f"Z_{length}(y) vs the enumerated prefixes ending in y, t={length}", derived,
                        prefix_sums(node, edge, length), how="enumeration")
