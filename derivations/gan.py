@@ -822,6 +822,7 @@ def _matrix_text(rows) -> str:
 @register
 class GanFirstWord(GanFamily):
     name = "gan-first-word"
+    domain = "P: 1 to 26 probabilities >= 0 summing to 1; eps in [0, 1]; all read exactly"
     summary = "first word of a bigram GAN from uniform noise: inverse CDF with half-open intervals"
     params = (_distribution_param("P", "1/5,1/2,3/10"), EPS_PARAM)
 
@@ -849,6 +850,7 @@ class GanFirstWord(GanFamily):
 @register
 class GanNextWord(GanFamily):
     name = "gan-next-word"
+    domain = "Q: a square table of 1 to 26 rows of probabilities; w a word; eps in [0, 1]; all read exactly"
     summary = "next word of a bigram GAN: inverse CDF of row Q[w] of the transition table"
     params = (
         Param("Q", parse_transitions, "1/2,1/4,1/4;1/3,1/3,1/3;0,1/2,1/2",
@@ -907,6 +909,7 @@ class GanNextWord(GanFamily):
 @register
 class GanString(GanFamily):
     name = "gan-string"
+    domain = "P, Q: 1 to 26 words; eps: 1 to 200 values in [0, 1]; all read exactly"
     numeric = False  # the answer is a list of words
     summary = "a whole string from the bigram GAN: first word from P, each next word from row Q[w_t]"
     params = (
@@ -1131,6 +1134,7 @@ def jump_points(probs, eps) -> str | None:
 @register
 class GanGradient(GanFamily):
     name = "gan-gradient"
+    domain = "P: 1 to 26 probabilities >= 0 summing to 1; eps in [0, 1], not on a boundary C_i; all read exactly"
     numeric = False  # the answer is a vector (of zeros) with an explanation, not one number
     summary = "gradient of the sampled word with respect to P: zero (piecewise constant), by finite differences"
     params = (_distribution_param("P", "1/5,1/2,3/10"), EPS_PARAM)
@@ -1323,9 +1327,11 @@ def boundary_step(probs: tuple, symbols, word_expr) -> Step | None:
                 f"${_limit_tex(quotient)} = {tex(limit)}$.", (check,))
 
 
-def _continuous_index(values: list[float], eps: float) -> float:
-    """A relaxed inverse CDF in plain floats: the word index plus how far eps is through its interval."""
-    running, last = 0.0, None
+def _continuous_index(values: list, eps):
+    """A relaxed inverse CDF, in exact Fractions: the word index plus how far eps is through its
+    interval. Exact, so a difference quotient with a step far below any float's spacing still sees
+    the one linear piece it is on."""
+    running, last = Fraction(0), None
     for index, p in enumerate(values):
         if p > 0:
             if eps < running + p:
@@ -1347,8 +1353,8 @@ def relaxed_output(symbols: tuple, word: int):
 def contrast_steps(probs, eps, symbols, expected, expected_gradient) -> list[Step]:
     size = len(probs)
     point = dict(zip(symbols, probs))
-    values = [float(p) for p in probs]
-    step = 1e-6
+    values = [_fraction(p) for p in probs]
+    step = Fraction(1, 10**6)
     fd_expected = []
     for j in range(size):
         up, down = list(values), list(values)
@@ -1363,17 +1369,19 @@ def contrast_steps(probs, eps, symbols, expected, expected_gradient) -> list[Ste
     exact_point = {**dict(zip(symbols, _fractions(tuple(probs)))), EPS: _fraction(eps)}
     exact_at_point = tuple(_rational(exact_value(g, exact_point)) for g in relaxed_gradient)
     at_point = [float(g) for g in exact_at_point]
-    eps_f = float(eps)
-    # a step well inside the word's interval, so the central quotient sees one linear piece
-    h = min(1e-7, float(_step_size(probs, eps)) / 4)
+    eps_f = _fraction(eps)
+    # A step a quarter of the distance from eps to the nearest boundary, so the central quotient sees
+    # one linear piece, and at most 1e-6 P_word: in exact arithmetic its only error is the curvature
+    # of 1/P_word, relative h^2 / (P_word^2 - h^2) < 1e-11.
+    h = min(_step_size(probs, eps) / 4, _fraction(probs[word]) / 10**6)
     fd_relaxed = []
     for j in range(size):
         up, down = list(values), list(values)
         up[j] += h
         down[j] -= h
-        fd_relaxed.append((_continuous_index(up, eps_f) - _continuous_index(down, eps_f)) / (2 * h))
+        fd_relaxed.append(float((_continuous_index(up, eps_f) - _continuous_index(down, eps_f)) / (2 * h)))
     relaxed_check = compare("relaxed inverse CDF: central differences along each P[j]", at_point, fd_relaxed,
-                            tolerance=1e-5, how="finite differences")
+                            how=f"finite differences (h = {float(h):.3g})")
     grad_expected = Notation("grad m", r"\nabla_P\, m(P)")
     relaxed_name = Notation("x(P, eps)", r"x(P, \epsilon)")
     relaxed_grad_name = Notation("grad x", r"\nabla_P\, x\left(P, " + tex(eps) + r"\right)")

@@ -11,6 +11,7 @@ Z = tr(T^N), T[a, b] = exp(J a b). Both are checked by brute-force enumeration.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -32,6 +33,7 @@ n = sp.Symbol("n", integer=True)
 
 MAX_SITES = 10**12          # closed forms and the transfer matrix handle any size
 MAX_LABELS = 8
+MAX_EDGE_SCORE = 100    # ring-nll: |J a b| at most this (frustrated odd rings cancel ~e^{4|Jab|})
 ENUMERATION_LIMIT = 5_000  # configurations a brute-force check may visit (3^6, 4^6, 5^5 fit)
 ANSWER_ENUMERATION_LIMIT = 5_000  # per requested N; beyond it the squaring path checks the answer
 SMALL_RINGS = range(1, 7)   # ring sizes of the brute-force checks for symbolic N
@@ -154,20 +156,49 @@ def direct_pseudo_nll(labels, coupling, assignment) -> float:
     return ring_model(labels, coupling).neg_log_pl(tuple(float(label) for label in assignment))
 
 
+def _integer_labels(labels) -> tuple[list[int], int]:
+    """Labels as integers m_i = a_i D over their common denominator D, so scores sum exactly."""
+    labels = [sp.Rational(label) for label in labels]
+    denominator = math.lcm(*[int(label.q) for label in labels])
+    return [int(label * denominator) for label in labels], denominator
+
+
+def _chain_sums(integers: list[int], size: int) -> collections.Counter:
+    """How many labelings of a ring of `size` sites have each integer ring sum sum Y[n]Y[n+1] (times D^2)."""
+    counts: collections.Counter = collections.Counter()
+    for config in itertools.product(range(len(integers)), repeat=size):
+        values = [integers[i] for i in config]
+        counts[sum(values[i] * values[i + 1] for i in range(size - 1)) + values[-1] * values[0]] += 1
+    return counts
+
+
 def enumerate_nll(labels, coupling, assignment) -> float:
     """-ln P(Y) by brute force over all |L|^N labelings: ln of the sum over labelings Y' of
     e^{s(Y') - s(Y)}, taken as log1p of the other labelings' terms, so that a likely labeling
-    (-ln P near 0, where ln Z - s(Y) would cancel) keeps its relative precision."""
-    labels_f = [float(label) for label in labels]
-    coupling_f = float(coupling)
-    point = tuple(float(a) for a in assignment)
-    own = ring_score_float(point, coupling_f)
-    others = [ring_score_float(config, coupling_f) - own
-              for config in itertools.product(labels_f, repeat=len(assignment)) if config != point]
-    top = max(others, default=0.0)
+    (-ln P near 0, where ln Z - s(Y) would cancel) keeps its relative precision. Scores are summed
+    exactly in integers (labels over their common denominator) and each difference rounded once."""
+    integers, denominator = _integer_labels(labels)
+    index = {sp.Rational(label): i for i, label in enumerate(labels)}
+    values = [integers[index[sp.Rational(a)]] for a in assignment]
+    size = len(values)
+    own = sum(values[i] * values[i + 1] for i in range(size - 1)) + values[-1] * values[0]
+    scale = sp.Rational(coupling) / denominator ** 2
+    counts = _chain_sums(integers, size)
+    counts[own] -= 1  # the labeling itself is the 1 of log1p
+    others = [(float(scale * (total - own)), count) for total, count in counts.items() if count]
+    top = max((d for d, _ in others), default=0.0)
     if top > 700:  # e^top would overflow a float: factor it out
-        return top + math.log(math.exp(-top) + math.fsum(math.exp(d - top) for d in others))
-    return math.log1p(math.fsum(math.exp(d) for d in others))
+        return top + math.log(math.exp(-top) + math.fsum(c * math.exp(d - top) for d, c in others))
+    return math.log1p(math.fsum(c * math.exp(d) for d, c in others))
+
+
+def enumerated_log_partition(labels, coupling, size: int) -> float:
+    """ln Z over all |L|^N labelings by brute force, in log space (exact integer scores)."""
+    integers, denominator = _integer_labels(labels)
+    scale = sp.Rational(coupling) / denominator ** 2
+    scores = [(float(scale * total), count) for total, count in _chain_sums(integers, size).items()]
+    top = max(score for score, _ in scores)
+    return top + math.log(math.fsum(count * math.exp(score - top) for score, count in scores))
 
 
 def _mp_transfer(labels, coupling):
@@ -181,22 +212,23 @@ def _mpf(value):
 
 
 @functools.lru_cache(maxsize=256)
-def transfer_eigenvalues(labels: tuple, coupling) -> tuple:
-    """The eigenvalues of T at 40 digits, computed once per (labels, J) and shared by every N."""
-    with mpmath.workdps(40):
+def transfer_eigenvalues(labels: tuple, coupling, dps: int = 40) -> tuple:
+    """The eigenvalues of T at `dps` digits, computed once per (labels, J, dps) and shared by every N."""
+    with mpmath.workdps(dps):
         return tuple(mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True))
 
 
-def log_partition_eigen(labels, coupling, size: int):
+def log_partition_eigen(labels, coupling, size: int, dps: int = 40):
     """ln Z = ln sum_i lambda_i^N from the eigenvalues of the symmetric T (mpmath)."""
-    eigenvalues = transfer_eigenvalues(tuple(labels), coupling)
-    with mpmath.workdps(40):
+    eigenvalues = transfer_eigenvalues(tuple(labels), coupling, dps)
+    with mpmath.workdps(dps):
         return mpmath.log(mpmath.fsum(value ** size for value in eigenvalues))
 
 
-def log_partition_squaring(labels, coupling, size: int):
-    """ln Z = ln tr(T^N) by repeated squaring, rescaling to keep entries near 1."""
-    with mpmath.workdps(40):
+def log_partition_squaring(labels, coupling, size: int, dps: int = 40):
+    """ln Z = ln tr(T^N) by repeated squaring, rescaling to keep entries near 1. Every entry of T is
+    positive, so no step cancels: the relative error is about 2 log2(N) roundings at `dps` digits."""
+    with mpmath.workdps(dps):
         power = None
         base = _mp_transfer(labels, coupling)
         log_scale = mpmath.mpf(0)
@@ -216,6 +248,38 @@ def log_partition_squaring(labels, coupling, size: int):
                 base, base_scale = base / top, base_scale + mpmath.log(top)
         trace = mpmath.fsum(power[i, i] for i in range(len(labels)))
         return log_scale + mpmath.log(trace)
+
+
+MAX_NLL_DIGITS = 420  # beyond it -ln P is below 1e-330: zero in a float
+
+
+def _nll_scale(labels, coupling, size: int, own_score) -> int:
+    """Decimal digits of the largest quantity ln Z - s(Y) is computed from (ln Z, s(Y) and N)."""
+    edge = max(abs(coupling * a * b) for a in labels for b in labels)
+    largest = max(1, abs(own_score), size * max(1, edge))
+    return len(str(int(largest)))
+
+
+def nll_value(labels, coupling, assignment, size: int, method=log_partition_squaring) -> float:
+    """-ln P = ln Z - s(Y) at the precision it needs: ln Z and s(Y) can be 1e16 while their difference
+    is 1e-100, so the digits are raised until the difference is resolved to 20 digits (or is below
+    1e-330). -ln P > 0 for two or more labels: Z also counts the other labelings."""
+    own_score = labeling_score(assignment, coupling, size)
+    if len(labels) == 1:
+        return 0.0
+    dps = 30 + _nll_scale(labels, coupling, size, own_score)
+    while True:
+        with mpmath.workdps(dps):
+            difference = method(labels, coupling, size, dps) - _mpf(own_score)
+            if difference > 0:
+                lost = max(0, -int(mpmath.floor(mpmath.log10(difference))))
+                if lost + _nll_scale(labels, coupling, size, own_score) + 20 <= dps:
+                    return float(difference)
+            else:
+                lost = dps
+        if dps >= MAX_NLL_DIGITS + _nll_scale(labels, coupling, size, own_score):
+            return max(0.0, float(difference))
+        dps = min(dps + lost + 20, MAX_NLL_DIGITS + _nll_scale(labels, coupling, size, own_score))
 
 
 # --------------------------------------------------------------- parameters
@@ -306,6 +370,17 @@ class RingExactLikelihood(RingFamily):
     name = "ring-nll"
     summary = "exact -ln P of a ring MRF labeling, Z = tr(T^N) by the transfer matrix"
 
+    domain = (f"N integer 1..{MAX_SITES} or symbolic; 1 to {MAX_LABELS} distinct labels; J and labels with "
+              f"|J a b| <= {MAX_EDGE_SCORE} for all labels a, b")
+
+    def validate(self, params: dict) -> None:
+        super().validate(params)
+        labels, coupling = params["labels"], params["J"]
+        edge = max(abs(coupling * a * b) for a in labels for b in labels)
+        if edge > MAX_EDGE_SCORE:
+            raise ParameterError("J", f"|J| * max|label|^2 = {sp.N(edge, 4)} exceeds {MAX_EDGE_SCORE}; "
+                                 f"ring-nll needs |J a b| <= {MAX_EDGE_SCORE} for every pair of labels")
+
     def ask(self, labeling: str, symbolic: bool) -> str:
         tail = " as a function of $N$." if symbolic else "."
         return f"Find the exact negative log-likelihood $-\\ln P(\\mathcal{{Y}})$ of {labeling}{tail}"
@@ -313,10 +388,7 @@ class RingExactLikelihood(RingFamily):
     def derive(self, params: dict, problem: str | None = None) -> Derivation:
         labels, coupling, assignment, size = params["labels"], params["J"], params["assignment"], params["N"]
         steps, answer = derive_exact_nll(labels, coupling, assignment, size)
-        if size is None:
-            value = None
-        else:
-            value = float(log_partition_eigen(labels, coupling, size) - _mpf(labeling_score(assignment, coupling, size)))
+        value = None if size is None else nll_value(labels, coupling, assignment, size)
         checks = [nll_answer_check(labels, coupling, assignment, size, answer, value)]
         steps[-1] = dataclasses.replace(steps[-1], checks=tuple(checks))
         return Derivation(problem or self.name, self.name, self.params_json(params), self.question(params),
@@ -481,13 +553,18 @@ def local_change(size: int, coupling):
 
 # ---------------------------------------------------------------- exact steps
 
+EIGENVALUE_DIGITS = 30  # digits of the eigenvalues written into the answer when no closed form is used
+
+
 def derive_exact_nll(labels, coupling, assignment, size):
     k = len(labels)
     transfer = sp.Matrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
     transfer_symbol = sp.MatrixSymbol("T", k, k)
     ring_size = N if size is None else size
     own_score = labeling_score(assignment, coupling, ring_size)
-    eigenvalues = closed_form_eigenvalues(tuple(labels), coupling)
+    closed = closed_form_eigenvalues(tuple(labels), coupling)
+    eigenvalues = closed if closed is not None else numeric_eigenvalues(
+        tuple(labels), coupling, eigenvalue_digits(tuple(labels), coupling, size))
     trace_check = check_transfer_trace(tuple(labels), coupling)
     steps = [
         Step(StepKind.DEFINITION, "exact negative log-likelihood", NEG_LOG_P, (sp.log(PARTITION) - SCORE,),
@@ -502,21 +579,29 @@ def derive_exact_nll(labels, coupling, assignment, size):
              "a trace of the $N$-th power. This holds for every $N \\ge 1$, $N = 1$ and $2$ included.",
              (trace_check,)),
     ]
-    if eigenvalues is not None:
+    eigen_check = check_eigenvalues(tuple(labels), coupling, tuple(eigenvalues))
+    how = ("in closed form" if closed is not None else
+           f"numerically (mpmath eigsy), to {EIGENVALUE_DIGITS} significant digits: beyond two labels (or "
+           "the symmetric set $\\{-a, 0, a\\}$) they have no useful closed form")
+    steps.append(Step(StepKind.COMPUTATION, "eigenvalues of T", Notation("lambda", r"\lambda_i"),
+                      (tuple(eigenvalues),),
+                      f"$T$ is symmetric, so $\\mathrm{{tr}}(T^N) = \\sum_i \\lambda_i^N$; its eigenvalues, {how}.",
+                      (eigen_check,)))
+    if k == 1:
+        # Z = (e^{J a^2})^N = e^{J N a^2}: its log is the labeling's own score, so -ln P = 0 exactly.
+        log_partition = coupling * ring_size * labels[0] ** 2
+        steps.append(Step(StepKind.SIMPLIFICATION, "log partition function", sp.log(PARTITION), (log_partition,),
+                          "With one label there is one labeling: $Z = (e^{J a^2})^N$.",
+                          (check_power_sum(tuple(labels), coupling, sp.exp(coupling * N * labels[0] ** 2)),)))
+    else:
         power_sum = sp.Add(*[value ** N for value in eigenvalues])
         # A numeric N stays a power: expanding e.g. (2 sinh 1)^(10^6) would build huge integers.
         requested_sum = power_sum if size is None else sp.Add(
-            *[sp.Pow(value, size, evaluate=False) for value in eigenvalues], evaluate=False)
-        steps.append(Step(StepKind.COMPUTATION, "eigenvalues of T", Notation("lambda", r"\lambda_i"),
-                          (tuple(eigenvalues),),
-                          "$T$ is symmetric, so $\\mathrm{tr}(T^N) = \\sum_i \\lambda_i^N$.",
-                          (check_eigenvalues(tuple(labels), coupling, tuple(eigenvalues)),)))
+            *[sp.Pow(value, size, evaluate=False) for value in eigenvalues if value != 0], evaluate=False)
         steps.append(Step(StepKind.SIMPLIFICATION, "partition function", PARTITION, (power_sum,),
                           "Powers of a symmetric matrix act on its eigenvalues.",
                           (check_power_sum(tuple(labels), coupling, power_sum),)))
         log_partition = sp.log(requested_sum, evaluate=False)
-    else:
-        log_partition = sp.log(sp.Trace(sp.MatPow(transfer_symbol, ring_size)), evaluate=False)
     if len(assignment) == 1:  # J N c^2 at N = 1..6, whatever N was asked for
         score_check = check_constant_score(labels, coupling, assignment[0], labeling_score(assignment, coupling, N))
     else:
@@ -524,24 +609,71 @@ def derive_exact_nll(labels, coupling, assignment, size):
                               ring_score_float([float(a) for a in assignment], float(coupling)))
     steps.append(Step(StepKind.SUBSTITUTION, "score of the labeling", SCORE, (own_score,),
                       "The labeling's own score, from the definition.", (score_check,)))
-    answer = log_partition if own_score == 0 else sp.Add(log_partition, -own_score, evaluate=False)
+    if k == 1:
+        answer = sp.Integer(0)
+    else:
+        answer = log_partition if own_score == 0 else sp.Add(log_partition, -own_score, evaluate=False)
     steps.append(Step(StepKind.RESULT, "exact negative log-likelihood", NEG_LOG_P, (answer,),
-                      "Subtract the labeling's score from $\\ln Z$.", ()))
+                      "Subtract the labeling's score from $\\ln Z$." if k > 1 else
+                      "The only labeling has probability 1.", ()))
     return steps, answer
+
+
+def _is_symmetric_triple(labels: tuple) -> bool:
+    ordered = sorted(labels)
+    return len(ordered) == 3 and ordered[1] == 0 and ordered[0] == -ordered[2]
 
 
 @functools.lru_cache(maxsize=64)
 def closed_form_eigenvalues(labels: tuple, coupling):
-    """Eigenvalues of T in closed form; None beyond three labels, where SymPy's radicals explode."""
-    if len(labels) > 3:
-        return None
+    """Eigenvalues of T in closed form, built by hand (SymPy's eigenvals on exponentials of long
+    fractions can run for minutes): one label; J = 0 (T is all ones); two labels (a quadratic);
+    the symmetric set {-a, 0, a}, where (1, 0, -1) is an eigenvector and the rest a 2 x 2 block.
+    None otherwise."""
     k = len(labels)
-    transfer = sp.Matrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
-    values = transfer.eigenvals(multiple=True)
-    # Cardano's formula writes real roots through complex radicals: no help to a reader.
-    if any(value.has(sp.CRootOf) or value.has(sp.I) for value in values):
-        return None
-    return [sp.simplify(value) for value in values]
+    if k == 1:
+        return [sp.exp(coupling * labels[0] ** 2)]
+    if coupling == 0:
+        return [sp.Integer(k)] + [sp.Integer(0)] * (k - 1)
+    if k == 2:
+        a, b = labels
+        p, q, r = sp.exp(coupling * a * a), sp.exp(coupling * a * b), sp.exp(coupling * b * b)
+        root = sp.sqrt((p - r) ** 2 / 4 + q ** 2)
+        return [(p + r) / 2 + root, (p + r) / 2 - root]
+    if _is_symmetric_triple(labels):
+        a = max(labels)
+        up, down = sp.exp(coupling * a * a), sp.exp(-coupling * a * a)
+        c = up + down
+        root = sp.sqrt((c - 1) ** 2 / 4 + 2)
+        return [up - down, (c + 1) / 2 + root, (c + 1) / 2 - root]
+    return None
+
+
+def cancelled_digits(labels: tuple, coupling, size: int) -> int:
+    """Decimal digits that sum_i lambda_i^N loses to the signs of its terms: log10 of
+    sum |lambda_i|^N / Z, with Z from repeated squaring (positive entries, no cancellation)."""
+    with mpmath.workdps(30):
+        values = transfer_eigenvalues(labels, coupling, 30)
+        magnitude = mpmath.log10(mpmath.fsum(abs(v) ** size for v in values))
+        exact = log_partition_squaring(labels, coupling, size, 30) / mpmath.log(10)
+        return max(0, int(mpmath.ceil(magnitude - exact)))
+
+
+@functools.lru_cache(maxsize=256)
+def eigenvalue_digits(labels: tuple, coupling, size) -> int:
+    """Digits the numeric eigenvalues need so that sum_i lambda_i^N keeps EIGENVALUE_DIGITS of them
+    at the brute-force sizes and at the requested N (odd rings with negative eigenvalues cancel)."""
+    sizes = list(enumerable_sizes(labels)) + ([] if size is None else [size])
+    return EIGENVALUE_DIGITS + max(cancelled_digits(labels, coupling, s) for s in sizes)
+
+
+@functools.lru_cache(maxsize=64)
+def numeric_eigenvalues(labels: tuple, coupling, digits: int = EIGENVALUE_DIGITS) -> tuple:
+    """The eigenvalues of T as SymPy Floats of `digits` significant digits, largest first."""
+    values = transfer_eigenvalues(labels, coupling, digits + 10)
+    with mpmath.workdps(digits + 10):
+        ordered = sorted(values, key=lambda v: -v)
+        return tuple(sp.Float(mpmath.nstr(v, digits, strip_zeros=False), digits) for v in ordered)
 
 
 # --------------------------------------------------------------------- checks
@@ -651,11 +783,6 @@ def check_local_change(labels, coupling, assignment, local) -> Check:
     return compare(f"local score change at site {site} vs re-scoring", derived, direct, how="re-scored")
 
 
-def enumerated_partition(labels: tuple, coupling, size: int) -> float:
-    """Z = sum over all |L|^N labelings of e^{s(Y)}, by brute force."""
-    return enumerated_weights(tuple(labels), coupling, size)[1]
-
-
 def enumerable_sizes(labels) -> list[int]:
     return [size for size in SMALL_RINGS if len(labels) ** size <= ENUMERATION_LIMIT]
 
@@ -663,45 +790,82 @@ def enumerable_sizes(labels) -> list[int]:
 @functools.lru_cache(maxsize=256)
 def check_transfer_trace(labels: tuple, coupling) -> Check:
     sizes = enumerable_sizes(labels)
-    derived = [float(mpmath.exp(log_partition_squaring(labels, coupling, size))) for size in sizes]
-    direct = [enumerated_partition(labels, coupling, size) for size in sizes]
-    return compare(f"tr(T^N) vs enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
+    derived = [float(log_partition_squaring(labels, coupling, size)) for size in sizes]
+    direct = [enumerated_log_partition(labels, coupling, size) for size in sizes]
+    return compare(f"ln tr(T^N) vs ln of the enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
+
+
+def _mp_value(expr, dps: int):
+    """An exact SymPy number (our own expression) at dps digits."""
+    return mpmath.mpf(sp.N(expr, dps))
 
 
 @functools.lru_cache(maxsize=256)
 def check_eigenvalues(labels: tuple, coupling, eigenvalues: tuple) -> Check:
-    with mpmath.workdps(30):
-        numeric = sorted(float(v) for v in mpmath.eigsy(_mp_transfer(labels, coupling), eigvals_only=True))
-    derived = sorted(float(sp.N(v, 30)) for v in eigenvalues)
-    return compare("closed-form eigenvalues vs numeric (mpmath eigsy)", derived, numeric, how="numeric")
+    """The power sums sum_i lambda_i^m equal tr(T^m) for m = 1..|L| (which fixes the eigenvalues,
+    by Newton's identities); T^m by plain matrix products, both sides divided by lambda_max^m."""
+    k = len(labels)
+    with mpmath.workdps(40):
+        values = [_mp_value(v, 40) for v in eigenvalues]
+        top = max(abs(v) for v in values)
+        scaled = _mp_transfer(labels, coupling) / top
+        derived, direct, power = [], [], mpmath.eye(k)
+        for m in range(1, k + 1):
+            power = power * scaled
+            derived.append(mpmath.fsum((v / top) ** m for v in values))
+            direct.append(mpmath.fsum(power[i, i] for i in range(k)))
+    return compare(f"power sums of the eigenvalues vs traces of T^m, m=1..{k}", derived, direct,
+                   how="matrix powers")
 
 
 @functools.lru_cache(maxsize=256)
 def check_power_sum(labels: tuple, coupling, power_sum) -> Check:
     sizes = enumerable_sizes(labels)
-    derived = [power_sum.subs(N, size) for size in sizes]
-    direct = [enumerated_partition(labels, coupling, size) for size in sizes]
-    return compare(f"sum of lambda^N vs enumerated Z, N=1..{len(sizes)}", derived, direct, how="enumeration")
+    derived = [_mp_value(sp.log(power_sum.subs(N, size)), 30) for size in sizes]  # evalf adds the digits it needs
+    direct = [enumerated_log_partition(labels, coupling, size) for size in sizes]
+    return compare(f"ln of the sum of lambda^N vs ln of the enumerated Z, N=1..{len(sizes)}", derived, direct,
+                   how="enumeration")
+
+
+def log_partition_eigen_resolved(labels, coupling, size: int, dps: int):
+    """log_partition_eigen with the digits that the signs of the eigenvalues cancel (an odd ring with
+    a negative eigenvalue) added first, up to a cap; None when even the cap cannot resolve Z."""
+    with mpmath.workdps(60):
+        values = transfer_eigenvalues(tuple(labels), coupling, 60)
+        total = mpmath.fsum(v ** size for v in values)
+        magnitude = mpmath.fsum(abs(v) ** size for v in values)
+        cancelled = 60 if total <= 0 else int(mpmath.log10(magnitude / total))
+    if cancelled > 40:  # the 60-digit pass cannot tell: redo with the cancelled digits added
+        extra = cancelled + 20
+        if dps + extra > 3000:
+            return None
+        dps += extra
+    return log_partition_eigen(labels, coupling, size, dps)
 
 
 def nll_answer_check(labels, coupling, assignment, size, answer, value) -> Check:
     if size is None:
         derived, direct = [], []
-        k = len(labels)
-        transfer = sp.ImmutableMatrix(k, k, lambda i, j: sp.exp(coupling * labels[i] * labels[j]))
         for ring_size in SMALL_RINGS:
             if len(labels) ** ring_size > ENUMERATION_LIMIT:
                 break
-            # Evaluate the displayed answer itself, a trace form included.
-            derived.append(answer.subs(N, ring_size).subs(sp.MatrixSymbol("T", k, k), transfer).doit())
+            derived.append(_mp_value(answer.subs(N, ring_size), 30))  # the displayed answer itself
             direct.append(enumerate_nll(labels, coupling, assignment * ring_size))
         return compare(f"brute force, N=1..{len(derived)}", derived, direct, how="enumeration")
-    labeling = assignment * size if len(assignment) == 1 else assignment
-    if len(labels) ** size <= ANSWER_ENUMERATION_LIMIT:
+    if size * math.log(len(labels)) <= math.log(ANSWER_ENUMERATION_LIMIT):  # |L|^N, without building it
+        labeling = assignment * size if len(assignment) == 1 else assignment
         return compare(f"brute force, N={size}", value, enumerate_nll(labels, coupling, labeling),
                        how="enumeration")
-    squared = float(log_partition_squaring(labels, coupling, size) - _mpf(labeling_score(assignment, coupling, size)))
-    return compare(f"tr(T^N) by repeated squaring, N={size}", value, squared, how="squaring")
+    if len(labels) == 1:
+        return compare(f"ln tr(T^N) - s(Y) by repeated squaring, N={size}", value,
+                       nll_value(labels, coupling, assignment, size), how="squaring")
+
+    def eigen(labels_, coupling_, size_, dps):
+        resolved = log_partition_eigen_resolved(labels_, coupling_, size_, dps)
+        return mpmath.mpf("nan") if resolved is None else resolved
+    independent = nll_value(labels, coupling, assignment, size, method=eigen)
+    return compare(f"ln sum_i lambda_i^N - s(Y) from the eigenvalues at the digits it needs, N={size}",
+                   value, independent, how="eigenvalues")
 
 
 # ------------------------------------------------------------- sheet material
