@@ -832,7 +832,8 @@ def variant_parts(path: Path) -> dict[str, tuple[str, tuple[str, ...]]]:
                 family, args = part.get("family"), part.get("args")
                 if family in derivations.FAMILIES and isinstance(args, list) and all(
                         isinstance(a, str) and "=" in a for a in args):
-                    parts[str(part.get("problem"))] = (family, tuple(args))
+                    # an exam's parts are named by "part" ("1b"); the seed exam's "problem" is the same alias
+                    parts[str(part.get("part") or part.get("problem"))] = (family, tuple(args))
             return parts
     except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
         return {}

@@ -139,7 +139,8 @@ def _builder(events: list[_Event], line_of, kind: str) -> Sheet:
                 if equation.display >= 0 and equation.display == last_display:
                     equation.condition = equation.condition or last_condition
                 else:
-                    equation.condition = equation.condition or _condition_of(" ".join(prose_since_math))
+                    equation.condition = (equation.condition or _condition_of(" ".join(prose_since_math))
+                                          or _worded_site(prose_since_math))
                     last_condition = equation.condition if not equation.cases else ""
                 last_display = equation.display
                 prose_since_math = []
@@ -156,6 +157,15 @@ def _condition_of(prose: str) -> str:
     """A condition the prose just before a display states ("For $1 < i < N$ we get")."""
     sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z])", prose.strip())[-1] if prose.strip() else ""
     return sentence if _CONDITION.search(sentence) else ""
+
+
+def _worded_site(prose: list[str]) -> str:
+    """Our own sheets name the site in a step's title ("*Conditional at an end site* (simplification)"):
+    the prose since the display before, past its "Checked: ..." note."""
+    notes = [k for k, text in enumerate(prose) if re.match(r"\W*checked\b", text.strip(), re.IGNORECASE)]
+    own = " ".join(prose[notes[-1] + 1:] if notes else prose)
+    worded = re.search(r"\bat\s+an?\s+(end|interior)\s+site\b", own, re.IGNORECASE)
+    return f"at an {worded.group(1).lower()} site" if worded else ""
 
 
 # ---------------------------------------------------------------- Markdown

@@ -200,63 +200,152 @@ def ring_pl(statement: Statement) -> Recognition:
     return _pairwise_match("ring-pl", statement, default_labels="-1,0,1")
 
 
-def chain_pl(statement: Statement) -> Recognition:
-    if not (_pairwise(statement.score) and not _ring(statement.score) and _asks_pseudo_likelihood(statement)):
+# An open chain's score, read term by term: c * \sum_n Y[n]Y[n+1] (a product score), c * \sum_n [Y[n] = Y[n+1]]
+# (an agreement score, Kronecker delta or indicator) and h * \sum_n Y[n] (a field). Each sum is replaced by a
+# symbol and what is left is read by the whitelist parser, so "2\sum ... + \frac{\sum ...}{2}" gives J = 2, h = 1/2.
+_SUM = r"\\sum_(?:\{[^{}]*\}|\w)(?:\^(?:\{[^{}]*\}|\w))?\(?"
+_PAIR = r"Y\[(?P<a>[a-z])\+1\]Y\[(?P=a)\]|Y\[(?P<b>[a-z])\]Y\[(?P=b)\+1\]"
+_AGREE = (r"\\delta_\{Y\[(?P<c>[a-z])(?:\+1)?\],?Y\[(?P=c)(?:\+1)?\]\}"
+          r"|(?:\\bbone|\\mathbb\{?1\}?|\\mathbf\{?1\}?|\\one|\\delta|\\mathds\{?1\}?|1)"
+          r"[\[\(\{]Y\[(?P<d>[a-z])\]=Y\[(?P=d)\+1\][\]\)\}]")
+_FIELD = r"Y\[(?P<e>[a-z])\](?!Y)"
+_TERM = re.compile(_SUM + r"(?:(?P<pair>" + _PAIR + r")|(?P<agree>" + _AGREE + r")|(?P<field>" + _FIELD + r"))\)?")
+
+
+@dataclass(frozen=True)
+class ChainScore:
+    kind: str          # "product" or "agreement"
+    J: str
+    h: str
+
+
+def chain_score(score: str) -> ChainScore | NotModelled | None:
+    """The open-chain score's kind, coupling and field; None when it is not a sum of such terms."""
+    from .parse import Unreadable, parse_latex, vocabulary  # the whitelist reader: never eval
+    import sympy as sp
+    pair, agree, field_ = sp.Symbol("QP"), sp.Symbol("QA"), sp.Symbol("QH")
+    kinds = set()
+
+    def replace(match: re.Match) -> str:
+        kind = "pair" if match.group("pair") else "agree" if match.group("agree") else "field"
+        kinds.add(kind)
+        return {"pair": " \\QP ", "agree": " \\QA ", "field": " \\QH "}[kind]
+
+    rest = _TERM.sub(replace, score)
+    if not kinds - {"field"}:
         return None
-    return _pairwise_match("chain-pl", statement, default_labels="-1,1")
+    if {"pair", "agree"} <= kinds:
+        return NotModelled("the score mixes products and agreements of neighbours")
+    if "Y[" in rest or "Y_" in rest:
+        return NotModelled("the score has a term other than neighbour pairs and a field")
+    try:
+        parsed = parse_latex(rest, vocabulary({}, {"\\QP": pair, "\\QA": agree, "\\QH": field_}))
+    except (Unreadable, TypeError, ValueError, ArithmeticError, RecursionError):
+        return NotModelled("the coefficients of the score's sums cannot be read")
+    if parsed.is_list:
+        return NotModelled("the score is not one expression")
+    expr = sp.expand(parsed.value)
+    coefficient = {s: expr.coeff(s) for s in (pair, agree, field_)}
+    leftover = sp.simplify(expr - sum(c * s for s, c in coefficient.items()))
+    if leftover != 0 or any(not c.is_Rational for c in coefficient.values()):
+        return NotModelled("the coupling or field in front of the score's sums is not a number")
+    kind = "agreement" if "agree" in kinds else "product"
+    if kind == "agreement" and coefficient[field_] != 0:
+        return NotModelled("an agreement score with a field: no family has it")
+    return ChainScore(kind, str(coefficient[agree if kind == "agreement" else pair]), str(coefficient[field_]))
+
+
+def _asks_partition_function(statement: Statement) -> bool:
+    own = statement.own_says(r"partition function")
+    return own or (statement.says(r"partition function") and not _asks_pseudo_likelihood(statement))
+
+
+def _asks_pl(statement: Statement) -> bool:
+    """The part asks for a pseudo-likelihood: its own text says so, or (silent) the text around it does."""
+    if statement.own_says(r"partition function") and not statement.own_says(r"pseud\w*[- ]?likelihood",
+                                                                            r"\\tilde\{?P"):
+        return False
+    return _asks_pseudo_likelihood(statement)
+
+
+def chain_pl(statement: Statement) -> Recognition:
+    if _ring(statement.score) or not _asks_pl(statement):
+        return None
+    score = chain_score(statement.score)
+    if score is None or (isinstance(score, ChainScore) and score.kind != "product"):
+        return None
+    if isinstance(score, NotModelled):
+        return score
+    return _pairwise_match("chain-pl", statement, default_labels="-1,1", score=score)
 
 
 def chain_z(statement: Statement) -> Recognition:
-    if not (_pairwise(statement.score) and not _ring(statement.score) and statement.says(r"partition function")
-            and not _asks_pseudo_likelihood(statement)):
+    if _ring(statement.score) or not _asks_partition_function(statement) or _asks_pl(statement):
         return None
-    match = _pairwise_match("chain-z", statement, default_labels="-1,1", with_assignment=False)
-    return match
+    score = chain_score(statement.score)
+    if score is None or (isinstance(score, ChainScore) and score.kind != "product"):
+        return None
+    if isinstance(score, NotModelled):
+        return score
+    return _pairwise_match("chain-z", statement, default_labels="-1,1", with_assignment=False, score=score)
 
 
-def _pairwise_match(family: str, statement: Statement, default_labels: str, with_assignment: bool = True):
+def _pairwise_match(family: str, statement: Statement, default_labels: str, with_assignment: bool = True,
+                    score: ChainScore | None = None):
     missing = _missing(family)
     if missing:
         return missing
     labels = labels_of(statement, statement.variable)
-    coupling = coupling_of(statement.score)
+    coupling = score.J if score else coupling_of(statement.score)
     if coupling is None:
         return NotModelled("the coupling in front of the score's sum is not a number")
     args = {"labels": ",".join(labels) if labels else default_labels, "J": coupling}
+    if score is not None and score.h != "0":
+        args["h"] = score.h
     size = size_of(statement)
     if size:
         args["N"] = size
-    if with_assignment:
-        assignment = _constant_assignment(statement)
-        if isinstance(assignment, NotModelled):
-            return assignment
-        if assignment not in args["labels"].split(","):
-            return NotModelled(f"the assignment {assignment} is not one of the labels {args['labels']}")
-        args["assignment"] = assignment
+    if not with_assignment:  # Z needs no labeling: checked against the family's own derivation
+        return Match(family, args, "derivation")
+    assignment = _constant_assignment(statement)
+    if isinstance(assignment, NotModelled):
+        return assignment
+    if assignment not in args["labels"].split(","):
+        return NotModelled(f"the assignment {assignment} is not one of the labels {args['labels']}")
+    args["assignment"] = assignment
     engine = "derivation" if family == "ring-pl" else "sites"
     model = {"labels": args["labels"].split(","), "score": "ring" if family.startswith("ring") else "product",
-             "J": args["J"], "base": index_base(statement)}
+             "J": args["J"], "h": args.get("h", "0"), "base": index_base(statement)}
     return Match(family, args, engine, model)
 
 
 def potts_chain_pl(statement: Statement) -> Recognition:
-    if not (_agreement(statement.score) and not _ring(statement.score) and _asks_pseudo_likelihood(statement)):
+    if _ring(statement.score) or not _asks_pl(statement):
         return None
+    score = chain_score(statement.score)
+    if score is None and _agreement(statement.score):
+        return NotModelled("an agreement score whose coupling cannot be read")
+    if score is None or (isinstance(score, ChainScore) and score.kind != "agreement"):
+        return None
+    if isinstance(score, NotModelled):
+        return score
     missing = _missing("potts-chain-pl")
     if missing:
         return missing
     labels = labels_of(statement, statement.variable) or ["0", "1"]
     if labels != [str(k) for k in range(len(labels))]:
         return NotModelled(f"potts-chain-pl colours are 0..K-1, the statement's labels are {','.join(labels)}")
-    coupling = coupling_of(statement.score)
-    if coupling is None:
-        return NotModelled("the coupling in front of the score's sum is not a number")
     assignment = _constant_assignment(statement)
     if isinstance(assignment, NotModelled):
         return assignment
-    args = {"K": str(len(labels)), "J": coupling, "assignment": assignment}
+    if assignment not in labels:
+        return NotModelled(f"the assignment {assignment} is not one of the colours {','.join(labels)}")
+    args = {"K": str(len(labels)), "J": score.J, "assignment": assignment}
+    size = size_of(statement)
+    if size:
+        args["N"] = size
     return Match("potts-chain-pl", args, "sites",
-                 {"labels": labels, "score": "agreement", "J": coupling, "base": index_base(statement)})
+                 {"labels": labels, "score": "agreement", "J": score.J, "base": index_base(statement)})
 
 
 SPELLINGS = {  # how keys write a family's parameters, squashed
@@ -328,9 +417,9 @@ class Recogniser:
 
 RECOGNISERS: tuple[Recogniser, ...] = (
     Recogniser("ring-pl", ring_pl),
+    Recogniser("potts-chain-pl", potts_chain_pl),
     Recogniser("chain-pl", chain_pl),
     Recogniser("chain-z", chain_z),
-    Recogniser("potts-chain-pl", potts_chain_pl),
     Recogniser("vae-reparam", vae_reparam),
     Recogniser("vae-gradient", vae_gradient),
     Recogniser("vae-rate", needs_numbers("vae-rate", r"\brate\b", r"mutual information", within=(r"\bVAE",),

@@ -38,12 +38,17 @@ class ChainModel:
     assignment: sp.Expr         # the constant label
     family: str
     args: tuple[tuple[str, str], ...]
+    field: sp.Expr = sp.Integer(0)       # h, times every label (product scores only)
+    size: int | None = None              # the N the statement fixes: claims are checked there only
 
     def score(self, labels: tuple) -> sp.Expr:
         total = sp.Integer(0)
         for left, right in zip(labels, labels[1:]):
             total += left * right if self.score_kind == "product" else (1 if left == right else 0)
-        return self.coupling * total
+        return self.coupling * total + self.field * sum(labels, sp.Integer(0))
+
+    def sizes(self) -> tuple[int, ...]:
+        return (self.size,) if self.size is not None else SIZES
 
     def constant(self, size: int) -> tuple:
         return (self.assignment,) * size
@@ -84,8 +89,10 @@ def model_from(match) -> ChainModel:
     labels = tuple(sp.Rational(Fraction(v)) for v in site["labels"])
     coupling = sp.Rational(Fraction(site["J"]))
     assignment = sp.Rational(Fraction(match.args["assignment"]))
+    size = int(match.args["N"]) if "N" in match.args and match.args["N"].isdigit() else None
     return ChainModel(labels, "agreement" if site["score"] == "agreement" else "product", coupling,
-                      int(site["base"]), assignment, match.family, tuple(sorted(match.args.items())))
+                      int(site["base"]), assignment, match.family, tuple(sorted(match.args.items())),
+                      sp.Rational(Fraction(site.get("h", "0"))), size if size is not None and size <= 12 else None)
 
 
 # ------------------------------------------------------------------ quantities in the key's text
@@ -204,7 +211,7 @@ def _float(expr) -> float | None:
 
 def family_agrees(model: ChainModel) -> str:
     """'' when the family's -ln PL equals the enumeration at every size, else why not."""
-    for size in SIZES:
+    for size in model.sizes():
         derived = model.family_negative_log_pl(size)
         if derived is None:
             return f"{model.family} cannot derive N = {size}"
@@ -235,11 +242,12 @@ def check_relation(model: ChainModel, left: str, right: str, relation: str, cond
         return Outcome("unchecked", "not checkable: a side cannot be read")
     if not slots and not (a.free_symbols | b.free_symbols) - {N}:
         return Outcome("unchecked", "not checkable: no side ties to a derived quantity")
+    condition_text = _worded_condition(condition_text, model, site_letters)
     condition = parse_condition(condition_text, symbols) if condition_text else None
     if condition_text and condition is None:
         return Outcome("unchecked", f"not checkable: the condition '{condition_text}' cannot be read")
     failures, checked = [], 0
-    for size in SIZES:
+    for size in model.sizes():
         sites = list(model.sites(size)) if site_letters else [None]
         for site in sites:
             point = {N: size}
@@ -266,7 +274,7 @@ def check_relation(model: ChainModel, left: str, right: str, relation: str, cond
     if not checked:
         return Outcome("unchecked", "not checkable: no size or site satisfies its condition")
     kind = "approximation" if relation != "=" else "equality"
-    scope = f"N = {SIZES[0]}..{SIZES[-1]}" + (" at every admitted site" if site_letters else "")
+    scope = (f"N = {model.size}" if model.size is not None else f"N = {SIZES[0]}..{SIZES[-1]}") + (" at every admitted site" if site_letters else "")
     if not failures:
         return Outcome("ok", f"checked 1 relation(s) ({kind}) against the chain at {scope}")
     if all(size == 1 for size, *_ in failures):
@@ -279,6 +287,21 @@ def check_relation(model: ChainModel, left: str, right: str, relation: str, cond
     else:
         reason = "the two sides differ"
     return Outcome("wrong", f"{reason}: at {where} the left side is {x:.6g}, the right side {y:.6g}")
+
+
+END_SITE, INTERIOR_SITE = "at an end site", "at an interior site"
+
+
+def _worded_condition(text: str, model: ChainModel, site_letters: list[str]) -> str:
+    """Our sheets say "at an end site" / "at an interior site" in words: as a condition on the site letter."""
+    if text not in (END_SITE, INTERIOR_SITE):
+        return text
+    if len(site_letters) != 1:
+        return ""  # a claim about no one site (the labeling's score) holds at every site alike
+    site, first, last = site_letters[0], model.base, f"N - 1 + {model.base}" if model.base else "N - 1"
+    if text == END_SITE:
+        return f"for ${site} = {first}$ or ${site} = {last}$"
+    return f"for ${first} < {site} < {last}$"
 
 
 def _agree(x: float, y: float, relation: str, digits: int | None) -> bool:
